@@ -1,0 +1,9 @@
+"""The one exception a user sees for a configuration that cannot work.
+
+It is raised before training starts and its message is a single line that names
+the cause and the fix; entry points print it without a traceback.
+"""
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be trained, reported before any training."""

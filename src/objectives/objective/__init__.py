@@ -1,0 +1,19 @@
+"""Objective, Term and weights: the spine every task trains through."""
+
+from objectives.objective.build import build_objective
+from objectives.objective.objective import Objective, ObjectiveValue
+from objectives.objective.term import LossTerm, ParameterPenalty, Term, select_parameters
+from objectives.objective.weights import Constant, LinearRamp, as_weight
+
+__all__ = [
+    "Constant",
+    "LinearRamp",
+    "LossTerm",
+    "Objective",
+    "ObjectiveValue",
+    "ParameterPenalty",
+    "Term",
+    "as_weight",
+    "build_objective",
+    "select_parameters",
+]

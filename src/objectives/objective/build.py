@@ -1,0 +1,51 @@
+"""Build an Objective from the `loss` and `regularizer` config groups.
+
+Each group is a mapping from a term's name (the config file that chose it) to
+its settings, so `loss=huber regularizer=[l1,l2]` gives terms `huber`, `l1`, `l2`.
+A node may name its own term class with `_target_`; otherwise losses become
+`LossTerm`s and regularizers `ParameterPenalty`s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from objectives.errors import ConfigError
+from objectives.objective.objective import Objective
+from objectives.objective.term import LossTerm, ParameterPenalty, Term
+
+DEFAULT_TERM = {"loss": LossTerm, "regularizer": ParameterPenalty}
+
+
+def _build_terms(group: str, nodes: Mapping | None) -> list[Term]:
+    terms: list[Term] = []
+    for name, node in (nodes or {}).items():
+        if node is None:
+            continue
+        if not isinstance(node, Mapping | DictConfig):
+            raise ConfigError(
+                f"{group}.{name} must be a mapping of term settings, got {node!r}; "
+                f"select a file instead, e.g. {group}={name}"
+            )
+        if "_target_" in node:
+            term = instantiate(node, name=str(name), _convert_="all")
+        else:
+            settings = instantiate(node, _convert_="all")
+            if "fn" not in settings:
+                raise ConfigError(f"{group}.{name} has no `fn`: name the function or torch loss")
+            term = DEFAULT_TERM[group](name=str(name), **settings)
+        if not isinstance(term, Term):
+            raise ConfigError(f"{group}.{name} built a {type(term).__name__}, not a Term")
+        terms.append(term)
+    return terms
+
+
+def build_objective(loss: Mapping | None, regularizer: Mapping | None = None) -> Objective:
+    """Losses first, then regularizers, in config order: the order of the printed formula."""
+    if isinstance(loss, DictConfig) and not OmegaConf.is_dict(loss):
+        raise ConfigError("`loss` must be a mapping of named losses, e.g. loss=mse")
+    terms = _build_terms("loss", loss) + _build_terms("regularizer", regularizer)
+    return Objective(terms)

@@ -1,0 +1,94 @@
+"""The objective J: a weighted sum of named terms, reported term by term.
+
+`Objective(outputs)` returns the total that is minimised together with every
+term's raw and weighted value, so a task can log what each term contributes
+without computing anything twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from objectives.errors import ConfigError
+from objectives.objective.term import Term
+
+
+@dataclass(frozen=True)
+class ObjectiveValue:
+    """One evaluation of J: `total` = Σ `weighted`; `weighted[n]` = w_n · `raw[n]`."""
+
+    total: Tensor
+    raw: dict[str, Tensor]
+    weighted: dict[str, Tensor]
+
+    def stacked(self) -> Tensor:
+        """[total, weighted..., raw...] as one detached vector: one op to aggregate or log."""
+        return torch.stack([self.total, *self.weighted.values(), *self.raw.values()]).detach()
+
+
+class Objective(nn.Module):
+    """J(θ) = Σ w_i·L_i + Σ λ_j·R_j(θ) over uniquely named terms."""
+
+    def __init__(self, terms: Iterable[Term], symbol: str = "J(θ)") -> None:
+        super().__init__()
+        terms = list(terms)
+        if not terms:
+            raise ConfigError("the objective has no term; pick a loss, e.g. loss=mse")
+        names = [t.name for t in terms]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ConfigError(f"objective terms must have unique names, repeated: {duplicated}")
+        self.terms = nn.ModuleList(terms)
+        self.symbol = symbol
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.terms]
+
+    @property
+    def reads(self) -> set[str]:
+        return {key for t in self.terms for key in t.reads}
+
+    def stacked_names(self) -> list[str]:
+        """Tag suffixes in the order of `ObjectiveValue.stacked()`."""
+        return ["objective", *(f"term/{n}" for n in self.names), *(f"raw/{n}" for n in self.names)]
+
+    def bind(self, network: nn.Module) -> Objective:
+        """Point every parameter penalty at `network`; returns self for chaining."""
+        for term in self.terms:
+            term.bind(network)
+        return self
+
+    def check_fits(self, produces: Sequence[str], task: str) -> None:
+        """Fail before training if a term reads an output the task does not produce."""
+        for term in self.terms:
+            missing = [key for key in term.reads if key not in produces]
+            if missing:
+                raise ConfigError(
+                    f"{term.kind} '{term.name}' reads {', '.join(missing)}, but task '{task}' "
+                    f"produces only {', '.join(produces)}; choose a {term.kind} that reads those"
+                )
+
+    def forward(self, outputs: Mapping[str, Tensor], step: int = 0) -> ObjectiveValue:
+        raw: dict[str, Tensor] = {}
+        weighted: dict[str, Tensor] = {}
+        total: Tensor | None = None
+        for term in self.terms:
+            value = term.raw(outputs)
+            raw[term.name] = value
+            weighted[term.name] = contribution = value * term.weight(step)
+            total = contribution if total is None else total + contribution
+        assert total is not None  # the constructor refuses an empty objective
+        return ObjectiveValue(total, raw, weighted)
+
+    def formula(self) -> str:
+        """E.g. `J(θ) = 1·huber(ŷ, y) + 0.001·‖θ‖₂²`."""
+        parts = [f"{term.weight}·{term.symbol}" for term in self.terms]
+        return f"{self.symbol} = " + " + ".join(parts)
+
+    def __str__(self) -> str:
+        return self.formula()

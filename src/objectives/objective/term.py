@@ -1,0 +1,139 @@
+"""A term of the objective: a named, weighted scalar that training minimises.
+
+Losses read the step's named outputs (`pred`, `target`, `logits`, ...); parameter
+penalties read the parameters of the network they are bound to. Both are `Term`s,
+so the objective treats them alike and logs each by its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from objectives.errors import ConfigError
+from objectives.objective.weights import Weight, as_weight
+
+# Modules whose parameters are scale/shift of a normalisation, not weights to shrink.
+NORM_LAYERS = (
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    nn.RMSNorm,
+)
+
+
+class Term(nn.Module):
+    """One named, weighted summand of J.
+
+    Subclasses implement `raw(outputs)`: the term's value before its weight, a
+    scalar tensor. `reads` lists the output names it needs, so a mismatch with a
+    task is found at start-up rather than mid-training.
+    """
+
+    kind: str = "term"
+
+    def __init__(self, name: str, weight: object, symbol: str, reads: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.name = name
+        self.weight: Weight = as_weight(weight, f"{self.kind}.{name}")
+        self.symbol = symbol
+        self.reads = tuple(reads)
+
+    def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def bind(self, network: nn.Module) -> None:
+        """Attach the network this term reads parameters from (no-op for losses)."""
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, weight={self.weight}, reads={list(self.reads)}"
+
+
+class LossTerm(Term):
+    """A loss: `fn(*[outputs[k] for k in reads])`, e.g. `HuberLoss()(pred, target)`.
+
+    `fn` is any callable returning a scalar: one of torch's loss modules, or a
+    plain function from `objectives.losses`.
+    """
+
+    kind = "loss"
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[..., Tensor],
+        reads: Sequence[str] = ("pred", "target"),
+        weight: object = 1.0,
+        symbol: str | None = None,
+    ) -> None:
+        reads = tuple(reads)
+        super().__init__(name, weight, symbol or f"{name}({', '.join(reads)})", reads)
+        self.fn = fn  # a torch loss module registers itself as a child and shows in repr
+
+    def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        return self.fn(*(outputs[key] for key in self.reads))
+
+
+def select_parameters(network: nn.Module, exclude_bias_and_norm: bool) -> list[nn.Parameter]:
+    """The trainable parameters a penalty applies to, optionally without biases and norm scales."""
+    selected: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for module in network.modules():
+        is_norm = isinstance(module, NORM_LAYERS)
+        for local_name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            if exclude_bias_and_norm and (is_norm or local_name.endswith("bias")):
+                continue
+            selected.append(param)
+    return selected
+
+
+class ParameterPenalty(Term):
+    """A regularizer R(θ): `fn(parameters)` over the bound network's parameters.
+
+    The parameter list is gathered once at `bind` time, not every step. With
+    `exclude_bias_and_norm=True`, biases and normalisation-layer parameters are
+    left out, the usual choice for weight decay.
+    """
+
+    kind = "regularizer"
+
+    def __init__(
+        self,
+        name: str,
+        fn: Callable[[Iterable[Tensor]], Tensor],
+        weight: object = 1e-3,
+        symbol: str | None = None,
+        exclude_bias_and_norm: bool = False,
+    ) -> None:
+        super().__init__(name, weight, symbol or f"{name}(θ)")
+        self.fn = fn
+        self.exclude_bias_and_norm = bool(exclude_bias_and_norm)
+        self._parameters_read: list[nn.Parameter] | None = None
+
+    def bind(self, network: nn.Module) -> None:
+        params = select_parameters(network, self.exclude_bias_and_norm)
+        if not params:
+            raise ConfigError(
+                f"regularizer '{self.name}' selects no trainable parameter of "
+                f"{type(network).__name__}; drop it (regularizer=[]) or set "
+                f"regularizer.{self.name}.exclude_bias_and_norm=false"
+            )
+        self._parameters_read = params
+        with torch.no_grad():
+            self.raw({})  # evaluate once now, so a bad setting fails at start-up, not mid-training
+
+    def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        if self._parameters_read is None:
+            raise RuntimeError(
+                f"regularizer '{self.name}' is not bound to a network; call Objective.bind(model)"
+            )
+        return self.fn(self._parameters_read)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, exclude_bias_and_norm={self.exclude_bias_and_norm}"

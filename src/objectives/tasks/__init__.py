@@ -1,0 +1,6 @@
+"""LightningModules, one per task, all on ObjectiveModule."""
+
+from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.regression import RegressionModule
+
+__all__ = ["ObjectiveModule", "RegressionModule"]

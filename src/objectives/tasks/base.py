@@ -1,0 +1,169 @@
+"""ObjectiveModule: the LightningModule every task shares.
+
+It owns the objective, the metrics and all logging. A task only says how a batch
+becomes named outputs (`step_outputs`) and which torchmetrics judge them; the
+training, validation and test steps, the per-term logging and the optimizer set-up
+live here once.
+
+Logging is built not to cost: per step, the objective and its terms are stacked into
+one detached vector and added to an epoch mean (no host-device sync); every
+`trainer.log_every_n_steps` steps that vector is copied to the host once and handed
+to the loggers. Epoch means go through `self.log` at the epoch's end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torchmetrics import MetricCollection
+
+from objectives.objective import Objective
+from objectives.tasks.term_means import TermMeans
+
+STAGES = ("train", "val", "test")
+# Epoch-level training values get their own section, so `train/` holds per-step values only.
+EPOCH_PREFIX = {"train": "train_epoch", "val": "val", "test": "test"}
+
+
+class ObjectiveModule(L.LightningModule):
+    """Base class: subclasses set `task_name`, `produces` and implement `step_outputs`."""
+
+    task_name: ClassVar[str] = "task"
+    produces: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        optimizer: Callable[[Iterable[nn.Parameter]], Optimizer] | None = None,
+        scheduler: Callable[[Optimizer], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        objective.check_fits(self.produces, task=self.task_name)
+        self.model = model
+        self.objective = objective.bind(model)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        metrics = self.configure_metrics()
+        # keyed by tag prefix: a ModuleDict key "train" would clash with Module.train()
+        self.metrics = nn.ModuleDict(
+            {EPOCH_PREFIX[s]: metrics.clone(prefix=f"{EPOCH_PREFIX[s]}/") for s in STAGES}
+        )
+        names = objective.stacked_names()
+        self.term_means = nn.ModuleDict({EPOCH_PREFIX[s]: TermMeans(len(names)) for s in STAGES})
+        self._tags = {stage: [f"{EPOCH_PREFIX[stage]}/{n}" for n in names] for stage in STAGES}
+        self._step_tags = [f"train/{n}" for n in names]
+        # the resolved config that built this module, saved in checkpoints for eval.py
+        self.run_config: dict | None = None
+
+    # -- what a task provides -----------------------------------------------------------------
+    def step_outputs(self, batch: Any) -> dict[str, Tensor]:
+        """Turn a batch into the named outputs the objective and metrics read."""
+        raise NotImplementedError
+
+    def configure_metrics(self) -> MetricCollection:
+        """The torchmetrics that judge this task (cloned per stage)."""
+        return MetricCollection({})
+
+    def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
+        """What the metrics' `update` receives."""
+        return outputs["pred"], outputs["target"]
+
+    # -- the one step -------------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+        outputs = self.step_outputs(batch)
+        value = self.objective(outputs, step=self.global_step)
+        stacked = value.stacked()
+        self.term_means[EPOCH_PREFIX[stage]].update(stacked, batch_size=len(batch[0]))
+        if self.metrics[EPOCH_PREFIX[stage]]:
+            self.metrics[EPOCH_PREFIX[stage]].update(*self.metric_inputs(outputs))
+        if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
+            self._log_step_values(stacked)
+        return value.total
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    # -- logging ------------------------------------------------------------------------------
+    def _log_step_values(self, stacked: Tensor) -> None:
+        """Per-step values, straight to the loggers: one host copy, rank 0 only."""
+        if not self.loggers or not self.trainer.is_global_zero:
+            return
+        values = dict(zip(self._step_tags, stacked.tolist(), strict=True))
+        for logger in self.loggers:
+            logger.log_metrics(values, step=self.global_step)
+
+    def _log_epoch_values(self, stage: str) -> None:
+        means = self.term_means[EPOCH_PREFIX[stage]]
+        if not means.update_called:
+            return
+        values = dict(zip(self._tags[stage], means.compute(), strict=True))
+        if self.metrics[EPOCH_PREFIX[stage]]:
+            values.update(self.metrics[EPOCH_PREFIX[stage]].compute())
+        # Already reduced across processes by torchmetrics: no second sync here.
+        objective_tag = self._tags[stage][0]
+        self.log(objective_tag, values.pop(objective_tag), prog_bar=stage == "val", sync_dist=False)
+        self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+        means.reset()
+        self.metrics[EPOCH_PREFIX[stage]].reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_values("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_values("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_values("test")
+
+    def on_fit_start(self) -> None:
+        formula = self.objective.formula()
+        rank_zero_info(f"Objective: {formula}")
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_text("objective", self.objective_markdown(), self.global_step)
+
+    def objective_markdown(self) -> str:
+        """The formula and a table of its terms, as TensorBoard's text tab shows it."""
+        rows = [
+            f"| {t.name} | {t.kind} | {t.weight} | `{t.symbol}` | {', '.join(t.reads) or 'θ'} |"
+            for t in self.objective.terms
+        ]
+        return "\n".join(
+            [
+                f"`{self.objective.formula()}`",
+                "",
+                "| term | kind | weight | symbol | reads |",
+                "|---|---|---|---|---|",
+                *rows,
+            ]
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint["run_config"] = self.run_config
+
+    # -- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError(f"{type(self).__name__} was built without an optimizer")
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,31 @@
+"""Regression: a network maps inputs to `pred`, compared with `target`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from objectives.tasks.base import ObjectiveModule
+
+
+class RegressionModule(ObjectiveModule):
+    """Outputs `pred` (N, D) and `target` (N, D); judged by MSE, MAE and R²."""
+
+    task_name = "regression"
+    produces = ("pred", "target")
+
+    def step_outputs(self, batch: Any) -> dict[str, Tensor]:
+        inputs, target = batch
+        return {"pred": self.model(inputs), "target": target}
+
+    def configure_metrics(self) -> MetricCollection:
+        return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
+
+    def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        pred, target = outputs["pred"], outputs["target"]
+        if pred.shape[-1] == 1:  # torchmetrics reads a single output as a 1-D vector
+            pred, target = pred.squeeze(-1), target.squeeze(-1)
+        return pred, target

@@ -1,0 +1,74 @@
+"""`python train.py [overrides]`: train a task by its objective, then test it.
+
+`train(cfg)` is the whole job and is what the tests call; `main` is the Hydra entry
+point behind `train.py` and the `objectives-train` console script.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig
+
+from objectives.assemble import assemble, instantiate_all, instantiate_loggers
+from objectives.config import config_dir
+from objectives.errors import ConfigError
+from objectives.hparams import hparams_of, log_hparams
+
+log = logging.getLogger(__name__)
+
+
+def describe_parameters(network: L.LightningModule | object, limit: int = 16) -> str | None:
+    """`weight=2.003, bias=0.987` for networks small enough to read; None otherwise."""
+    params = list(network.named_parameters())
+    if sum(p.numel() for _, p in params) > limit:
+        return None
+    parts = []
+    for name, p in params:
+        values = [f"{v:.4g}" for v in p.detach().flatten().tolist()]
+        parts.append(f"{name}={values[0] if len(values) == 1 else '[' + ', '.join(values) + ']'}")
+    return ", ".join(parts)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, optionally test, log hyper-parameters; returns the final metrics as floats."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+    parts = assemble(cfg)
+    loggers = instantiate_loggers(cfg)
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
+    )
+    log.info("Objective: %s", parts.module.objective.formula())
+    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    fitted = describe_parameters(parts.module.model)
+    if fitted is not None:
+        log.info("Fitted parameters: %s", fitted)
+
+    if cfg.get("test"):
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+        trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, weights_only=True)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
+    log_hparams(loggers, hparams_of(cfg), final)
+    for name, value in sorted(final.items()):
+        log.info("%-22s %.6g", name, value)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        metrics = train(cfg)
+    except ConfigError as err:
+        log.error("%s", err)
+        sys.exit(f"error: {err}")
+    return metrics.get("val/objective")
+
+
+if __name__ == "__main__":
+    main()

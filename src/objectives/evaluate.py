@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from objectives.assemble import assemble, instantiate_loggers
 from objectives.config import config_dir
-from objectives.errors import ConfigError
+from objectives.errors import ConfigError, unwrap_config_error
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     parts = assemble(run_cfg)
     parts.module.load_state_dict(checkpoint["state_dict"])
     trainer = hydra.utils.instantiate(cfg.trainer, logger=instantiate_loggers(cfg) or False)
-    log.info("Objective: %s", parts.module.objective.formula())
     results = trainer.test(parts.module, datamodule=parts.datamodule)
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
 
@@ -63,9 +62,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> None:
     try:
         metrics = evaluate(cfg)
-    except ConfigError as err:
-        log.error("%s", err)
-        sys.exit(f"error: {err}")
+    except Exception as err:
+        cause = unwrap_config_error(err)
+        if not isinstance(cause, ConfigError):
+            raise
+        sys.exit(f"error: {cause}")
     for name, value in sorted(metrics.items()):
         log.info("%-22s %.6g", name, value)
 

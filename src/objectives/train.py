@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from objectives.assemble import assemble, instantiate_all, instantiate_loggers
 from objectives.config import config_dir
-from objectives.errors import ConfigError
+from objectives.errors import ConfigError, unwrap_config_error
 from objectives.hparams import hparams_of, log_hparams
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
     )
-    log.info("Objective: %s", parts.module.objective.formula())
     trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    fitted = describe_parameters(parts.module.model)
-    if fitted is not None:
-        log.info("Fitted parameters: %s", fitted)
-
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, weights_only=True)
+    fitted = describe_parameters(parts.module.model)
+    if fitted is not None:  # the tested (best) model when a checkpoint was kept
+        log.info("Fitted parameters: %s", fitted)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
@@ -64,9 +62,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
-    except ConfigError as err:
-        log.error("%s", err)
-        sys.exit(f"error: {err}")
+    except Exception as err:
+        cause = unwrap_config_error(err)
+        if not isinstance(cause, ConfigError):
+            raise
+        sys.exit(f"error: {cause}")
     return metrics.get("val/objective")
 
 

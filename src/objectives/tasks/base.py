@@ -132,8 +132,7 @@ class ObjectiveModule(L.LightningModule):
         self._log_epoch_values("test")
 
     def on_fit_start(self) -> None:
-        formula = self.objective.formula()
-        rank_zero_info(f"Objective: {formula}")
+        rank_zero_info(f"Objective: {self.objective.formula()}")
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_text("objective", self.objective_markdown(), self.global_step)

@@ -1,4 +1,7 @@
-"""Evaluate a checkpoint on the test split: `python eval.py ckpt_path=<run>/checkpoints/last.ckpt`."""
+"""Evaluate a checkpoint on its test split.
+
+python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
+"""
 
 from objectives.evaluate import main
 

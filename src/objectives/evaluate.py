@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from objectives.assemble import assemble, instantiate_loggers
 from objectives.config import config_dir
 from objectives.errors import ConfigError, unwrap_config_error
+from objectives.train import quiet_irrelevant_warnings
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint safely; one clear error for a missing, foreign or unsafe file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist; pass ckpt_path=<run>/checkpoints/last.ckpt")
+        raise ConfigError(
+            f"checkpoint {path} does not exist; pass ckpt_path=<run>/checkpoints/last.ckpt"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -60,6 +63,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
 def main(cfg: DictConfig) -> None:
+    quiet_irrelevant_warnings()
     try:
         metrics = evaluate(cfg)
     except Exception as err:

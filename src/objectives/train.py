@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import hydra
 import lightning as L
@@ -19,6 +20,18 @@ from objectives.errors import ConfigError, unwrap_config_error
 from objectives.hparams import hparams_of, log_hparams
 
 log = logging.getLogger(__name__)
+
+# Lightning warnings that do not apply here: per-step values are logged by global step
+# (across epoch boundaries), and LeafSpec is Lightning's own use of a torch API.
+IRRELEVANT_WARNINGS = (
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    r".*isinstance\(treespec, LeafSpec\)",
+)
+
+
+def quiet_irrelevant_warnings() -> None:
+    for message in IRRELEVANT_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def describe_parameters(network: L.LightningModule | object, limit: int = 16) -> str | None:
@@ -42,15 +55,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
     )
-    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    trainer.fit(
+        parts.module, datamodule=parts.datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
+    )
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    fitted = describe_parameters(parts.module.model)
+    if fitted is not None:
+        log.info("Fitted parameters (last epoch): %s", fitted)
+
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, weights_only=True)
-    fitted = describe_parameters(parts.module.model)
-    if fitted is not None:  # the tested (best) model when a checkpoint was kept
-        log.info("Fitted parameters: %s", fitted)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
     log_hparams(loggers, hparams_of(cfg), final)
     for name, value in sorted(final.items()):
@@ -60,6 +77,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    quiet_irrelevant_warnings()
     try:
         metrics = train(cfg)
     except Exception as err:

@@ -30,7 +30,9 @@ class QuantileLoss(nn.Module):
     def __init__(self, q: float = 0.5) -> None:
         super().__init__()
         if not 0.0 < float(q) < 1.0:
-            raise ConfigError(f"loss quantile needs 0 < q < 1, got q={q}; e.g. loss.quantile.fn.q=0.9")
+            raise ConfigError(
+                f"loss quantile needs 0 < q < 1, got q={q}; e.g. loss.quantile.fn.q=0.9"
+            )
         self.q = float(q)
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:

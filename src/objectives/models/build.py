@@ -36,7 +36,8 @@ def build_model(factory: Callable[..., nn.Module], dims: Mapping[str, int]) -> n
     if missing:
         raise ConfigError(
             f"model {getattr(target, '__name__', target)} needs {', '.join(missing)}, "
-            f"which the data does not provide (it provides {', '.join(dims)}); set model.{missing[0]}"
+            f"which the data does not provide (it provides {', '.join(dims)}); "
+            f"set model.{missing[0]}"
         )
     try:
         return factory(**fill)

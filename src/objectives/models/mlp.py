@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from torch import Tensor, nn
 
@@ -35,7 +36,7 @@ class MLP(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {dropout}")
         layers: list[nn.Module] = [nn.Flatten()]
-        for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for width_in, width_out in pairwise(sizes):
             layers += [nn.Linear(width_in, width_out), ACTIVATIONS[activation]()]
             if dropout:
                 layers.append(nn.Dropout(dropout))

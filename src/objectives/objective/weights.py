@@ -65,8 +65,7 @@ def as_weight(value: object, owner: str) -> Weight:
         weight = Constant(float(value))
     else:
         raise ConfigError(
-            f"{owner}: weight must be a number ≥ 0, got {value!r}; "
-            f"set it with {owner}.weight=0.001"
+            f"{owner}: weight must be a number ≥ 0, got {value!r}; set it with {owner}.weight=0.001"
         )
     for v in weight.values():
         if not math.isfinite(v) or v < 0:

@@ -22,7 +22,9 @@ class RegressionModule(ObjectiveModule):
         return {"pred": self.model(inputs), "target": target}
 
     def configure_metrics(self) -> MetricCollection:
-        return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
+        return MetricCollection(
+            {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
+        )
 
     def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         pred, target = outputs["pred"], outputs["target"]

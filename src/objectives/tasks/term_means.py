@@ -22,7 +22,9 @@ class TermMeans(Metric):
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        self.add_state("total", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "total", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum"
+        )
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, values: Tensor, batch_size: int) -> None:

@@ -1,0 +1,51 @@
+"""Shared fixtures: compose the real config tree and read TensorBoard event files back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from objectives.config import config_dir
+
+# Keep end-to-end runs short and quiet; each test adds its own overrides.
+FAST = ["trainer.max_epochs=2", "trainer.enable_model_summary=false"]
+NO_PROGRESS_BAR = ["trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null"]
+
+
+@pytest.fixture
+def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    """`compose_cfg("loss=huber", config="train")`: the config `python train.py loss=huber` sees,
+    writing into a temporary run folder."""
+
+    def _compose(*overrides: str, config: str = "train", fast: bool = True) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            extra = FAST if (fast and config == "train") else []
+            if fast and config == "train" and "callbacks=none" not in overrides:
+                extra = extra + NO_PROGRESS_BAR
+            return compose(config, overrides=[*extra, *overrides, f"paths.output_dir={tmp_path}"])
+
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in a TensorBoard log folder, via TensorBoard's own reader."""
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return {
+        tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
+        for tag in accumulator.Tags()["scalars"]
+    }
+
+
+def read_accumulator(log_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator

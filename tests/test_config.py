@@ -1,0 +1,146 @@
+"""Every option of every config group composes, and builds what it promises."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from objectives.assemble import assemble, instantiate_all, instantiate_loggers
+from objectives.config import group_options, options_that_fit
+from objectives.errors import ConfigError, unwrap_config_error
+from objectives.objective import build_objective
+
+GROUPS = [
+    "data", "task", "model", "loss", "regularizer", "optimizer", "scheduler",
+    "trainer", "logger", "callbacks", "debug", "experiment", "paths", "hydra",
+]  # fmt: skip
+
+
+def all_options() -> list[tuple[str, str]]:
+    return [(group, option) for group in GROUPS for option in group_options(group)]
+
+
+def test_every_group_has_options() -> None:
+    assert all(group_options(group) for group in GROUPS)
+
+
+@pytest.mark.parametrize(("group", "option"), all_options())
+def test_every_option_composes(compose_cfg, group: str, option: str) -> None:
+    if group in ("paths", "hydra"):
+        cfg = compose_cfg()  # single-option groups: composed by the defaults
+        assert cfg.paths.log_dir == "logs"
+        return
+    override = f"{group}=[{option}]" if group == "regularizer" else f"{group}={option}"
+    if group == "loss" and option == "cross_entropy":
+        override += " task=regression"  # composes; refused at assembly (see below)
+    cfg = compose_cfg(*override.split())
+    # every value resolves: no dangling interpolation anywhere but Hydra's own
+    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+@pytest.mark.parametrize("option", group_options("loss"))
+def test_every_loss_builds_a_term_named_after_its_file(compose_cfg, option: str) -> None:
+    cfg = compose_cfg(f"loss={option}")
+    objective = build_objective(cfg.loss, cfg.regularizer)
+    assert objective.names == [option, "l2"]
+
+
+@pytest.mark.parametrize("option", group_options("regularizer"))
+def test_every_regularizer_builds_and_binds(compose_cfg, option: str) -> None:
+    cfg = compose_cfg(f"regularizer=[{option}]")
+    objective = build_objective(cfg.loss, cfg.regularizer).bind(torch.nn.Linear(3, 1))
+    assert objective.names == ["mse", option]
+
+
+def test_regularizers_compose_as_a_list_with_per_term_overrides(compose_cfg) -> None:
+    cfg = compose_cfg("regularizer=[l1,l2]", "regularizer.l2.weight=0.01")
+    objective = build_objective(cfg.loss, cfg.regularizer)
+    assert str(objective) == "J(θ) = 1·mse(ŷ, y) + 0.001·‖θ‖₁ + 0.01·‖θ‖₂²"
+    none = build_objective(compose_cfg("regularizer=[]").loss, {})
+    assert str(none) == "J(θ) = 1·mse(ŷ, y)"
+
+
+@pytest.mark.parametrize("option", group_options("data"))
+def test_every_data_option_and_model_assemble(compose_cfg, option: str) -> None:
+    for model in group_options("model"):
+        parts = assemble(compose_cfg(f"data={option}", f"model={model}"))
+        parts.datamodule.setup("fit")
+        x, y = next(iter(parts.datamodule.train_dataloader()))
+        assert parts.module.model(x).shape == y.shape
+
+
+@pytest.mark.parametrize("option", group_options("optimizer"))
+def test_every_optimizer_and_scheduler_instantiate(compose_cfg, option: str) -> None:
+    for scheduler in group_options("scheduler"):
+        cfg = compose_cfg(f"optimizer={option}", f"scheduler={scheduler}")
+        module = assemble(cfg).module
+        configured = module.configure_optimizers()
+        optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+        assert type(optimizer).__name__.lower() == option.replace("adamw", "adamw")
+
+
+@pytest.mark.parametrize("option", group_options("logger"))
+def test_every_logger_instantiates(compose_cfg, option: str) -> None:
+    loggers = instantiate_loggers(compose_cfg(f"logger={option}"))
+    expected = {"tensorboard": 1, "csv": 1, "many": 2, "none": 0}[option]
+    assert len(loggers) == expected
+
+
+@pytest.mark.parametrize("option", group_options("callbacks"))
+def test_every_callbacks_option_instantiates(compose_cfg, option: str) -> None:
+    callbacks = instantiate_all(compose_cfg(f"callbacks={option}", fast=False).get("callbacks"))
+    assert len(callbacks) == {"default": 4, "none": 0}[option]
+
+
+@pytest.mark.parametrize("option", group_options("trainer"))
+def test_every_trainer_option_composes_to_its_accelerator(compose_cfg, option: str) -> None:
+    cfg = compose_cfg(f"trainer={option}")
+    expected = {"default": "auto", "cpu": "cpu", "gpu": "gpu"}[option]
+    assert cfg.trainer.accelerator == expected
+    if option != "gpu" or torch.cuda.is_available():
+        trainer = instantiate(cfg.trainer, logger=False)
+        assert trainer.max_epochs == cfg.trainer.max_epochs
+
+
+def test_unknown_option_lists_the_available_ones(compose_cfg) -> None:
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("loss=nope")
+    message = str(err.value.__cause__ or err.value)
+    assert "Could not find 'loss/nope'" in message
+    assert all(option in message for option in ("huber", "mse", "quantile"))
+
+
+def test_a_loss_that_does_not_fit_the_task_stops_at_assembly_naming_what_fits(compose_cfg) -> None:
+    with pytest.raises(ConfigError) as err:
+        assemble(compose_cfg("loss=cross_entropy"))
+    message = str(err.value)
+    assert "loss 'cross_entropy' reads logits" in message
+    assert "loss=huber|log_cosh|mae|mse|quantile|smooth_l1" in message
+    assert options_that_fit("loss", ("pred", "target")) == [
+        "huber", "log_cosh", "mae", "mse", "quantile", "smooth_l1",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["regularizer.l2.weight=-1"], r"regularizer\.l2: weight must be a finite number ≥ 0"),
+        (["regularizer.l2.weight=abc"], r"regularizer\.l2: weight must be a number ≥ 0, got 'abc'"),
+        (["loss.mse.weight=-0.5"], r"loss\.mse: weight must be a finite number ≥ 0"),
+        (["loss=quantile", "loss.quantile.fn.q=1.5"], "0 < q < 1"),
+        (["data.batch_size=0"], "positive integer"),
+        (["data.batch_size=1000"], "larger than the 70 training rows"),
+        (["model.in_features=3"], "model.in_features=3 but the data has in_features=1"),
+        (["model=mlp", "model.hidden=[0]"], "layer sizes must be positive"),
+    ],
+)
+def test_bad_settings_stop_before_training_with_one_line(compose_cfg, overrides, message) -> None:
+    with pytest.raises(Exception) as err:
+        assemble(compose_cfg(*overrides))
+    cause = unwrap_config_error(err.value)
+    assert isinstance(cause, ConfigError)
+    assert len(str(cause).splitlines()) == 1
+    assert pytest.importorskip("re").search(message, str(cause))

@@ -72,8 +72,8 @@ def test_each_objective_is_logged_term_by_term(compose_cfg, tmp_path: Path, over
         assert f"{stage}/objective" in scalars
         for name in names:
             assert f"{stage}/term/{name}" in scalars and f"{stage}/raw/{name}" in scalars
-        for metric in ("mse", "mae", "r2"):
-            assert f"{stage if stage != 'train' else 'train_epoch'}/{metric}" in scalars
+        if stage != "train":
+            assert {f"{stage}/mse", f"{stage}/mae", f"{stage}/r2"} <= set(scalars)
         assert_objective_is_sum_of_terms(scalars, stage, names)
     # raw × weight = weighted, for every term (weights are constants here)
     for name in names:
@@ -81,6 +81,13 @@ def test_each_objective_is_logged_term_by_term(compose_cfg, tmp_path: Path, over
         raw, weighted = dict(scalars[f"val/raw/{name}"]), dict(scalars[f"val/term/{name}"])
         for step, value in raw.items():
             assert weighted[step] == pytest.approx(weight * value, rel=1e-5, abs=1e-7)
+
+
+def test_training_metrics_are_opt_in(compose_cfg, tmp_path: Path) -> None:
+    train(compose_cfg("task.train_metrics=true", "test=false"))
+    scalars = read_scalars(tmp_path / "tensorboard")
+    assert {"train_epoch/mse", "train_epoch/mae", "train_epoch/r2"} <= set(scalars)
+    assert "train_epoch/objective" in scalars
 
 
 def test_per_step_values_reach_the_logger_every_n_steps_only(compose_cfg, tmp_path: Path) -> None:

@@ -6,9 +6,10 @@ training, validation and test steps, the per-term logging and the optimizer set-
 live here once.
 
 Logging is built not to cost: per step, the objective and its terms are stacked into
-one detached vector and added to an epoch mean (no host-device sync); every
-`trainer.log_every_n_steps` steps that vector is copied to the host once and handed
-to the loggers. Epoch means go through `self.log` at the epoch's end.
+one detached vector and added to an epoch sum (no host-device sync); every
+`trainer.log_every_n_steps` steps that vector starts an asynchronous copy to the host
+and reaches the loggers one logging interval later. Epoch means are reduced across
+processes once and go through `self.log` at the epoch's end.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch.optim import Optimizer
 from torchmetrics import MetricCollection
 
 from objectives.objective import Objective
+from objectives.tasks.step_values import DeferredStepValues
 from objectives.tasks.term_means import TermMeans
 
 STAGES = ("train", "val", "test")
@@ -43,6 +45,7 @@ class ObjectiveModule(L.LightningModule):
         objective: Objective,
         optimizer: Callable[[Iterable[nn.Parameter]], Optimizer] | None = None,
         scheduler: Callable[[Optimizer], Any] | None = None,
+        train_metrics: bool = True,
     ) -> None:
         super().__init__()
         objective.check_fits(self.produces, task=self.task_name)
@@ -51,14 +54,18 @@ class ObjectiveModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         metrics = self.configure_metrics()
+        if not train_metrics:  # metrics cost a few tens of µs a step each; terms are always kept
+            metrics_for = {"train": MetricCollection({}), "val": metrics, "test": metrics}
+        else:
+            metrics_for = dict.fromkeys(STAGES, metrics)
         # keyed by tag prefix: a ModuleDict key "train" would clash with Module.train()
         self.metrics = nn.ModuleDict(
-            {EPOCH_PREFIX[s]: metrics.clone(prefix=f"{EPOCH_PREFIX[s]}/") for s in STAGES}
+            {EPOCH_PREFIX[s]: metrics_for[s].clone(prefix=f"{EPOCH_PREFIX[s]}/") for s in STAGES}
         )
         names = objective.stacked_names()
         self.term_means = nn.ModuleDict({EPOCH_PREFIX[s]: TermMeans(len(names)) for s in STAGES})
         self._tags = {stage: [f"{EPOCH_PREFIX[stage]}/{n}" for n in names] for stage in STAGES}
-        self._step_tags = [f"train/{n}" for n in names]
+        self._step_values = DeferredStepValues([f"train/{n}" for n in names])
         # the resolved config that built this module, saved in checkpoints for eval.py
         self.run_config: dict | None = None
 
@@ -84,8 +91,9 @@ class ObjectiveModule(L.LightningModule):
         value = self.objective(outputs, step=self.global_step)
         stacked = value.stacked()
         self.term_means[EPOCH_PREFIX[stage]].update(stacked, batch_size=len(batch[0]))
-        if self.metrics[EPOCH_PREFIX[stage]]:
-            self.metrics[EPOCH_PREFIX[stage]].update(*self.metric_inputs(outputs))
+        metrics = self.metrics[EPOCH_PREFIX[stage]]
+        if metrics:
+            metrics.update(*self.metric_inputs(outputs))
         if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
             self._log_step_values(stacked)
         return value.total
@@ -101,26 +109,28 @@ class ObjectiveModule(L.LightningModule):
 
     # -- logging ------------------------------------------------------------------------------
     def _log_step_values(self, stacked: Tensor) -> None:
-        """Per-step values, straight to the loggers: one host copy, rank 0 only."""
-        if not self.loggers or not self.trainer.is_global_zero:
-            return
-        values = dict(zip(self._step_tags, stacked.tolist(), strict=True))
-        for logger in self.loggers:
-            logger.log_metrics(values, step=self.global_step)
+        """Per-step values, straight to the loggers (rank 0 only), without a device sync."""
+        if self.loggers and self.trainer.is_global_zero:
+            self._step_values.push(self.global_step, stacked, self.loggers)
+
+    def on_train_end(self) -> None:
+        self._step_values.flush(self.loggers)
 
     def _log_epoch_values(self, stage: str) -> None:
         means = self.term_means[EPOCH_PREFIX[stage]]
-        if not means.update_called:
+        if not means.updated:
             return
-        values = dict(zip(self._tags[stage], means.compute(), strict=True))
-        if self.metrics[EPOCH_PREFIX[stage]]:
-            values.update(self.metrics[EPOCH_PREFIX[stage]].compute())
-        # Already reduced across processes by torchmetrics: no second sync here.
+        reduced = means.compute(lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
+        values = dict(zip(self._tags[stage], reduced, strict=True))
+        metrics = self.metrics[EPOCH_PREFIX[stage]]
+        if metrics:
+            values.update(metrics.compute())
+        # Already reduced across processes (above, and by torchmetrics): no second sync here.
         objective_tag = self._tags[stage][0]
         self.log(objective_tag, values.pop(objective_tag), prog_bar=stage == "val", sync_dist=False)
         self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
         means.reset()
-        self.metrics[EPOCH_PREFIX[stage]].reset()
+        metrics.reset()
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_values("train")

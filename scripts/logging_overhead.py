@@ -31,8 +31,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
 from objectives.assemble import assemble
+from objectives.cli import quiet_irrelevant_warnings
 from objectives.config import config_dir
-from objectives.train import quiet_irrelevant_warnings
 
 
 class StepTimer(Callback):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import sys
 from pathlib import Path
 
 import hydra
@@ -18,9 +17,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from objectives.assemble import assemble, instantiate_loggers
+from objectives.cli import run_job
 from objectives.config import config_dir
-from objectives.errors import ConfigError, unwrap_config_error
-from objectives.train import quiet_irrelevant_warnings
+from objectives.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +62,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
 def main(cfg: DictConfig) -> None:
-    quiet_irrelevant_warnings()
-    try:
-        metrics = evaluate(cfg)
-    except Exception as err:
-        cause = unwrap_config_error(err)
-        if not isinstance(cause, ConfigError):
-            raise
-        sys.exit(f"error: {cause}")
+    metrics = run_job(evaluate, cfg)
     for name, value in sorted(metrics.items()):
         log.info("%-22s %.6g", name, value)
 

@@ -7,34 +7,21 @@ point behind `train.py` and the `objectives-train` console script.
 from __future__ import annotations
 
 import logging
-import sys
-import warnings
 
 import hydra
 import lightning as L
 from omegaconf import DictConfig
+from torch import nn
 
 from objectives.assemble import assemble, instantiate_all, instantiate_loggers
+from objectives.cli import run_job
 from objectives.config import config_dir
-from objectives.errors import ConfigError, unwrap_config_error
 from objectives.hparams import hparams_of, log_hparams
 
 log = logging.getLogger(__name__)
 
-# Lightning warnings that do not apply here: per-step values are logged by global step
-# (across epoch boundaries), and LeafSpec is Lightning's own use of a torch API.
-IRRELEVANT_WARNINGS = (
-    r"The number of training batches \(\d+\) is smaller than the logging interval",
-    r".*isinstance\(treespec, LeafSpec\)",
-)
 
-
-def quiet_irrelevant_warnings() -> None:
-    for message in IRRELEVANT_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
-
-
-def describe_parameters(network: L.LightningModule | object, limit: int = 16) -> str | None:
+def describe_parameters(network: nn.Module, limit: int = 16) -> str | None:
     """`weight=2.003, bias=0.987` for networks small enough to read; None otherwise."""
     params = list(network.named_parameters())
     if sum(p.numel() for _, p in params) > limit:
@@ -77,15 +64,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    quiet_irrelevant_warnings()
-    try:
-        metrics = train(cfg)
-    except Exception as err:
-        cause = unwrap_config_error(err)
-        if not isinstance(cause, ConfigError):
-            raise
-        sys.exit(f"error: {cause}")
-    return metrics.get("val/objective")
+    """Returns `val/objective`, the value a Hydra sweeper minimises."""
+    return run_job(train, cfg).get("val/objective")
 
 
 if __name__ == "__main__":

@@ -171,7 +171,8 @@ def test_command_line_runs_and_reports_bad_config_in_one_line(tmp_path: Path) ->
     assert run.returncode == 0, run.stderr[-2000:]
     (folder,) = (tmp_path / "train" / "runs").iterdir()
     assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6}", folder.name)
-    assert (folder / "csv" / "metrics.csv").is_file() and (folder / "train.log").is_file()
+    assert (folder / "csv" / "metrics.csv").is_file()
+    assert "Objective: J(θ) = 1·mse(ŷ, y) + 0.001·‖θ‖₂²" in (folder / "train.log").read_text()
 
     bad = subprocess.run(
         [sys.executable, "train.py", "loss=cross_entropy", f"paths.log_dir={tmp_path}"],
@@ -185,3 +186,17 @@ def test_command_line_runs_and_reports_bad_config_in_one_line(tmp_path: Path) ->
         "loss=huber|log_cosh|mae|mse|quantile|smooth_l1"
     ]
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_console_script_reports_a_missing_checkpoint(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "objectives-eval"
+    run = subprocess.run(
+        [str(script), f"ckpt_path={tmp_path}/none.ckpt", f"paths.log_dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: checkpoint {tmp_path}/none.ckpt does not exist; "
+        "pass ckpt_path=<run>/checkpoints/last.ckpt"
+    )

@@ -14,12 +14,12 @@ processes once and go through `self.log` at the epoch's end.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MetricCollection
@@ -27,6 +27,8 @@ from torchmetrics import MetricCollection
 from objectives.objective import Objective
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.tasks.term_means import TermMeans
+
+log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test")
 # Epoch-level training values get their own section, so `train/` holds per-step values only.
@@ -142,7 +144,8 @@ class ObjectiveModule(L.LightningModule):
         self._log_epoch_values("test")
 
     def on_fit_start(self) -> None:
-        rank_zero_info(f"Objective: {self.objective.formula()}")
+        if self.trainer.is_global_zero:
+            log.info("Objective: %s", self.objective.formula())
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_text("objective", self.objective_markdown(), self.global_step)

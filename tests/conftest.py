@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from objectives.config import config_dir
+from objectives.errors import ConfigError, unwrap_config_error
 
 # Keep end-to-end runs short and quiet; each test adds its own overrides.
 FAST = ["trainer.max_epochs=2", "trainer.enable_model_summary=false"]
@@ -49,3 +50,13 @@ def read_accumulator(log_dir: Path) -> EventAccumulator:
     accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator
+
+
+def config_error_of(job: Callable[[], object]) -> str:
+    """Run `job`, which must fail with a one-line ConfigError (Hydra may wrap it)."""
+    with pytest.raises(Exception) as err:
+        job()
+    cause = unwrap_config_error(err.value)
+    assert isinstance(cause, ConfigError), repr(err.value)
+    assert "\n" not in str(cause)
+    return str(cause)

@@ -7,6 +7,7 @@ import torch
 
 from objectives.data import InMemoryBatches, InMemoryDataModule
 from objectives.data.sources import diabetes, line, linear_features
+from objectives.data.splits import split_indices
 from objectives.errors import ConfigError
 
 
@@ -120,3 +121,13 @@ def test_a_batch_larger_than_the_training_split_is_refused() -> None:
     module = InMemoryDataModule(line, batch_size=500)
     with pytest.raises(ConfigError, match="larger than the 70 training rows"):
         module.setup()
+
+
+def test_stratified_split_totals_are_exact_even_for_tiny_classes() -> None:
+    labels = torch.arange(40) % 10  # 4 rows a class: 10% a class would round to 0
+    parts = split_indices(40, {"val": 0.1, "test": 0.2}, seed=0, labels=labels)
+    assert {k: len(v) for k, v in parts.items()} == {"val": 4, "test": 8, "train": 28}
+    assert sorted(torch.cat(list(parts.values())).tolist()) == list(range(40))
+    big = torch.arange(1000) % 4  # 250 a class: every split keeps the classes' shares
+    parts = split_indices(1000, {"val": 0.2}, seed=1, labels=big)
+    assert torch.bincount(big[parts["val"]]).tolist() == [50, 50, 50, 50]

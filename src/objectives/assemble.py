@@ -16,7 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from objectives.config import options_that_fit
 from objectives.errors import ConfigError
-from objectives.models import build_model
+from objectives.models import build_model, call_with_dims
 from objectives.objective import build_objective
 from objectives.tasks import ObjectiveModule
 
@@ -53,8 +53,10 @@ def assemble(cfg: DictConfig) -> Assembled:
     datamodule = instantiate(cfg.data)
     network = build_model(instantiate(cfg.model), datamodule.dims)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = instantiate(
-        cfg.task,
+    module = call_with_dims(
+        instantiate(cfg.task, _partial_=True),
+        datamodule.dims,
+        group="task",
         model=network,
         objective=objective,
         optimizer=instantiate(cfg.optimizer),

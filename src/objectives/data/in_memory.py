@@ -1,19 +1,22 @@
 """A LightningDataModule for data sets small enough to hold in (accelerator) memory.
 
-A data set is a `source`: a function returning `(inputs, targets)` tensors. This
-module splits them once with a fixed seed, optionally standardises with the training
-split's statistics, and serves batches by slicing (see `InMemoryBatches`).
+A data set is a `source`: a function returning `(inputs, targets)` tensors, or a mapping
+`{"train": (x, y), "test": (x, y)}` when the data comes with its own test split (MNIST).
+This module splits once with a fixed seed (stratified by class for labels), optionally
+standardises with the training split's statistics, and serves batches by slicing (see
+`InMemoryBatches`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import lightning as L
-import torch
 from torch import Tensor
 
 from objectives.data.batches import InMemoryBatches
+from objectives.data.splits import split_indices
 from objectives.errors import ConfigError
 
 Split = tuple[Tensor, Tensor]
@@ -22,13 +25,14 @@ Split = tuple[Tensor, Tensor]
 class InMemoryDataModule(L.LightningDataModule):
     """Train/val/test splits of `source()`, sliced a batch at a time.
 
-    `dims` tells the model factory the sizes it must match (`in_features`,
-    `out_features`), read from the data rather than written in the model config.
+    `dims` tells the model (and task) factories the sizes they must match, read from
+    the data rather than written in their configs. Integer targets are class labels:
+    splits are then stratified (unless `stratify=false`) and `dims` has `num_classes`.
     """
 
     def __init__(
         self,
-        source: Callable[[], Split],
+        source: Callable[[], Split | Mapping[str, Split]],
         batch_size: int = 32,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
@@ -37,9 +41,17 @@ class InMemoryDataModule(L.LightningDataModule):
         standardize_inputs: bool = False,
         standardize_target: bool = False,
         on_device: bool = True,
+        stratify: bool = True,
         name: str = "data",
+        root: str | None = None,
     ) -> None:
         super().__init__()
+        if root is not None and not Path(root).is_dir():
+            raise ConfigError(
+                f"data.root={root} is not a folder; point it at the folder that holds "
+                f"the '{name}' files"
+            )
+        self.root = root
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size!r}")
         for key, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
@@ -56,6 +68,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.split_seed, self.shuffle = split_seed, shuffle
         self.standardize_inputs, self.standardize_target = standardize_inputs, standardize_target
         self.on_device = on_device
+        self.stratify = stratify
         self.name = name
         self.splits: dict[str, Split] | None = None
 
@@ -63,48 +76,69 @@ class InMemoryDataModule(L.LightningDataModule):
     def _load(self) -> dict[str, Split]:
         if self.splits is not None:
             return self.splits
-        inputs, targets = self.source()
-        if len(inputs) != len(targets):
-            raise ConfigError(
-                f"data '{self.name}': {len(inputs)} inputs but {len(targets)} targets"
-            )
-        n = len(inputs)
-        n_val, n_test = round(n * self.val_fraction), round(n * self.test_fraction)
-        n_train = n - n_val - n_test
+        loaded = self.source() if self.root is None else self.source(root=self.root)
+        pools = dict(loaded) if isinstance(loaded, Mapping) else {"all": loaded}
+        for key, (inputs, targets) in pools.items():
+            if len(inputs) != len(targets):
+                raise ConfigError(
+                    f"data '{self.name}' ({key}): {len(inputs)} inputs but {len(targets)} targets"
+                )
+        if "all" in pools:
+            fractions = {"val": self.val_fraction, "test": self.test_fraction}
+            splits = self._split(pools["all"], fractions)
+        else:  # the data's own test split is kept; validation comes out of its training split
+            splits = self._split(pools["train"], {"val": self.val_fraction})
+            splits["test"] = pools["test"]
+        n_train = len(splits["train"][0])
         if self.batch_size > n_train:
             raise ConfigError(
                 f"data.batch_size={self.batch_size} is larger than the {n_train} training rows "
                 f"of '{self.name}'; use data.batch_size={min(n_train, 32)} or less"
             )
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
-        parts = {
-            "train": order[:n_train],
-            "val": order[n_train : n_train + n_val],
-            "test": order[n_train + n_val :],
-        }
-        splits = {k: (inputs[idx], targets[idx]) for k, idx in parts.items()}
-        splits = self._standardize(splits)
-        self.splits = splits
-        return splits
+        self.splits = self._standardize(splits)
+        return self.splits
+
+    def _split(self, pool: Split, fractions: dict[str, float]) -> dict[str, Split]:
+        inputs, targets = pool
+        labels = targets if self.stratify and not targets.is_floating_point() else None
+        parts = split_indices(len(inputs), fractions, self.split_seed, labels)
+        return {key: (inputs[idx], targets[idx]) for key, idx in parts.items()}
 
     def _standardize(self, splits: dict[str, Split]) -> dict[str, Split]:
         x_train, y_train = splits["train"]
+        if self.standardize_target and not y_train.is_floating_point():
+            raise ConfigError(
+                f"data '{self.name}' has class labels; set data.standardize_target=false"
+            )
         x_mean, x_std = x_train.mean(0), x_train.std(0).clamp_min(1e-12)
-        y_mean, y_std = y_train.mean(0), y_train.std(0).clamp_min(1e-12)
         out = {}
         for key, (x, y) in splits.items():
             if self.standardize_inputs:
                 x = (x - x_mean) / x_std
             if self.standardize_target:
-                y = (y - y_mean) / y_std
+                y = (y - y_train.mean(0)) / y_train.std(0).clamp_min(1e-12)
             out[key] = (x, y)
         return out
 
     @property
     def dims(self) -> dict[str, int]:
-        """Sizes a model must match: `in_features` (flattened input) and `out_features`."""
-        x, y = self._load()["train"]
-        return {"in_features": int(x[0].numel()), "out_features": int(y.shape[1])}
+        """Sizes the model and task must match.
+
+        Always `in_features` (the flattened input); for images (N, C, H, W) also
+        `in_channels`, `height`, `width`; for class labels `num_classes` (= `out_features`,
+        one logit a class); for real-valued targets `out_features` = their width.
+        """
+        splits = self._load()
+        x, y = splits["train"]
+        dims = {"in_features": int(x[0].numel())}
+        if x.ndim == 4:
+            dims.update(in_channels=int(x.shape[1]), height=int(x.shape[2]), width=int(x.shape[3]))
+        if y.is_floating_point():
+            dims["out_features"] = int(y.shape[1])
+        else:
+            classes = int(max(int(t.max()) for _, t in splits.values() if len(t)) + 1)
+            dims.update(num_classes=classes, out_features=classes)
+        return dims
 
     # -- Lightning hooks -------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:

@@ -1,9 +1,11 @@
-"""Losses torch lacks. Each is a plain function of tensors returning a scalar.
+"""Losses torch lacks. Each is a plain function of tensors or a small module.
 
-Torch's own losses (`MSELoss`, `L1Loss`, `HuberLoss`, `SmoothL1Loss`, ...) are used
-directly from the config files; only what torch does not have lives here.
+Torch's own losses (`MSELoss`, `L1Loss`, `HuberLoss`, `SmoothL1Loss`, `CrossEntropyLoss`,
+`MultiMarginLoss`, `BCEWithLogitsLoss`, ...) are used directly from the config files;
+only what torch does not have lives here.
 """
 
+from objectives.losses.classification import FocalLoss
 from objectives.losses.regression import QuantileLoss, log_cosh
 
-__all__ = ["QuantileLoss", "log_cosh"]
+__all__ = ["FocalLoss", "QuantileLoss", "log_cosh"]

@@ -1,6 +1,7 @@
 """Networks. Torch's own layers are used directly where they suffice (`torch.nn.Linear`)."""
 
-from objectives.models.build import build_model
+from objectives.models.build import build_model, call_with_dims
+from objectives.models.cnn import CNN
 from objectives.models.mlp import MLP
 
-__all__ = ["MLP", "build_model"]
+__all__ = ["CNN", "MLP", "build_model", "call_with_dims"]

@@ -1,8 +1,9 @@
-"""Build a network whose sizes come from the data, not from the model config.
+"""Build a network (or a task) whose sizes come from the data, not from its config.
 
 Model configs are `_partial_` factories that leave data-dependent sizes as `null`
-(e.g. `in_features: null`); `build_model` fills those from the data module's `dims`.
-A size the user set explicitly is kept, and a clash with the data is reported.
+(e.g. `in_features: null`); `call_with_dims` fills those, and any other argument the
+factory accepts by a `dims` name (a task's `num_classes`), from the data module's
+`dims`. A size the user set explicitly is kept, and a clash with the data is reported.
 """
 
 from __future__ import annotations
@@ -10,36 +11,46 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from torch import nn
 
 from objectives.errors import ConfigError
 
+T = TypeVar("T")
 
-def build_model(factory: Callable[..., nn.Module], dims: Mapping[str, int]) -> nn.Module:
-    """Call `factory` with the sizes it accepts from `dims`, unless already set."""
+
+def call_with_dims(
+    factory: Callable[..., T], dims: Mapping[str, int], group: str = "model", **kwargs: Any
+) -> T:
+    """Call `factory(**kwargs)` plus the sizes from `dims` it accepts and was not given."""
     given = dict(factory.keywords) if isinstance(factory, functools.partial) else {}
     target = factory.func if isinstance(factory, functools.partial) else factory
+    name = getattr(target, "__name__", str(target))
     accepted = inspect.signature(target).parameters
     fill = {}
     for key, value in dims.items():
-        if key not in accepted:
+        if key not in accepted or key in kwargs:
             continue
         if given.get(key) is None:
             fill[key] = value
         elif given[key] != value:
             raise ConfigError(
-                f"model.{key}={given[key]} but the data has {key}={value}; "
-                f"remove model.{key} (it is read from the data)"
+                f"{group}.{key}={given[key]} but the data has {key}={value}; "
+                f"remove {group}.{key} (it is read from the data)"
             )
     missing = [k for k, v in given.items() if v is None and k not in fill]
     if missing:
         raise ConfigError(
-            f"model {getattr(target, '__name__', target)} needs {', '.join(missing)}, "
-            f"which the data does not provide (it provides {', '.join(dims)}); "
-            f"set model.{missing[0]}"
+            f"{group} {name} needs {', '.join(missing)}, which the data does not provide "
+            f"(it provides {', '.join(dims)}); choose a {group} made for this data"
         )
     try:
-        return factory(**fill)
+        return factory(**fill, **kwargs)
     except TypeError as err:
-        raise ConfigError(f"model {getattr(target, '__name__', target)}: {err}") from err
+        raise ConfigError(f"{group} {name}: {err}") from err
+
+
+def build_model(factory: Callable[..., nn.Module], dims: Mapping[str, int]) -> nn.Module:
+    """The network, with its data-dependent sizes filled from `dims`."""
+    return call_with_dims(factory, dims, group="model")

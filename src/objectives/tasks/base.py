@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 
 from objectives.objective import Objective
 from objectives.tasks.step_values import DeferredStepValues
@@ -53,6 +54,10 @@ class ObjectiveModule(L.LightningModule):
         objective.check_fits(self.produces, task=self.task_name)
         self.model = model
         self.objective = objective.bind(model)
+        example = self.example_outputs()
+        if example is not None:  # every term runs once now: a bad setting fails at start-up
+            with torch.no_grad():
+                self.objective(example)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         metrics = self.configure_metrics()
@@ -83,6 +88,10 @@ class ObjectiveModule(L.LightningModule):
     def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
         """What the metrics' `update` receives."""
         return outputs["pred"], outputs["target"]
+
+    def example_outputs(self) -> dict[str, Tensor] | None:
+        """A tiny set of outputs shaped like a real step's, to try every term at start-up."""
+        return None
 
     # -- the one step -------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
@@ -126,13 +135,31 @@ class ObjectiveModule(L.LightningModule):
         values = dict(zip(self._tags[stage], reduced, strict=True))
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
-            values.update(metrics.compute())
+            for name, value in metrics.compute().items():
+                if value.ndim == 0:
+                    values[name] = value
+                else:  # a matrix (e.g. a confusion matrix) is drawn, not logged as a scalar
+                    self._log_figure(name, metrics[name], value)
         # Already reduced across processes (above, and by torchmetrics): no second sync here.
         objective_tag = self._tags[stage][0]
         self.log(objective_tag, values.pop(objective_tag), prog_bar=stage == "val", sync_dist=False)
         self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
         means.reset()
         metrics.reset()
+
+    def _log_figure(self, tag: str, metric: Metric, value: Tensor) -> None:
+        """Draw a tensor-valued metric with its own `plot` and send it to TensorBoard."""
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        writers = [lg.experiment for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if not writers:
+            return
+        import matplotlib.pyplot as plt  # imported here: only runs that draw need it
+
+        figure, _ = metric.plot(value.cpu())
+        for writer in writers:
+            writer.add_figure(tag, figure, global_step=self.global_step, close=False)
+        plt.close(figure)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch_values("train")
@@ -146,6 +173,9 @@ class ObjectiveModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.trainer.is_global_zero:
             log.info("Objective: %s", self.objective.formula())
+            implicit = implicit_regularization(self.model)
+            if implicit:
+                log.info("Model regularization (not a term of J): %s", implicit)
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_text("objective", self.objective_markdown(), self.global_step)
@@ -156,6 +186,8 @@ class ObjectiveModule(L.LightningModule):
             f"| {t.name} | {t.kind} | {t.weight} | `{t.symbol}` | {', '.join(t.reads) or 'θ'} |"
             for t in self.objective.terms
         ]
+        implicit = implicit_regularization(self.model)
+        note = [f"Model regularization (not a term of J): {implicit}"] if implicit else []
         return "\n".join(
             [
                 f"`{self.objective.formula()}`",
@@ -163,6 +195,8 @@ class ObjectiveModule(L.LightningModule):
                 "| term | kind | weight | symbol | reads |",
                 "|---|---|---|---|---|",
                 *rows,
+                "",
+                *note,
             ]
         )
 
@@ -182,3 +216,9 @@ class ObjectiveModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def implicit_regularization(model: nn.Module) -> str:
+    """Regularizers that live in the model rather than in J, e.g. `dropout(p=0.5)`."""
+    rates = sorted({m.p for m in model.modules() if isinstance(m, nn.modules.dropout._DropoutNd)})
+    return ", ".join(f"dropout(p={p:g})" for p in rates if p > 0)

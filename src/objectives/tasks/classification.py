@@ -1,0 +1,76 @@
+"""Classification: a network maps inputs to class `logits`, compared with the `target` class."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+)
+
+from objectives.errors import ConfigError
+from objectives.objective import Objective
+from objectives.tasks.base import ObjectiveModule
+
+
+class ClassificationModule(ObjectiveModule):
+    """Outputs `logits` (N, C) and `target` (N,) class ids; judged by accuracy and macro F1,
+    with a confusion matrix drawn at the end of each validation and test epoch.
+
+    For two classes it also offers the one-logit view that binary losses read:
+    `binary_logit` = logit₁ − logit₀ (softmax over two classes is the sigmoid of this
+    difference) and `binary_target` = the label as a float.
+    """
+
+    task_name = "classification"
+    produces = ("logits", "target", "binary_logit", "binary_target")
+    BINARY_OUTPUTS = ("binary_logit", "binary_target")
+
+    def __init__(self, model: nn.Module, objective: Objective, num_classes: int, **kwargs: Any):
+        self.num_classes = int(num_classes)
+        wants_binary = [k for k in self.BINARY_OUTPUTS if k in objective.reads]
+        if wants_binary and self.num_classes != 2:
+            term = next(t for t in objective.terms if set(t.reads) & set(wants_binary))
+            raise ConfigError(
+                f"{term.kind} '{term.name}' reads {wants_binary[0]}, which task 'classification' "
+                f"produces only for 2 classes, but the data has {self.num_classes}; pick two, "
+                f"e.g. data=digits data.source.classes=[3,8], or use loss=cross_entropy"
+            )
+        self._binary = bool(wants_binary)
+        super().__init__(model, objective, **kwargs)
+
+    def step_outputs(self, batch: Any) -> dict[str, Tensor]:
+        inputs, target = batch
+        logits = self.model(inputs)
+        outputs = {"logits": logits, "target": target}
+        if self._binary:
+            outputs["binary_logit"] = logits[:, 1] - logits[:, 0]
+            outputs["binary_target"] = target.to(logits.dtype)
+        return outputs
+
+    def example_outputs(self) -> dict[str, Tensor]:
+        logits = torch.zeros(2, self.num_classes)
+        target = torch.zeros(2, dtype=torch.int64)
+        outputs = {"logits": logits, "target": target}
+        if self._binary:
+            outputs.update(binary_logit=torch.zeros(2), binary_target=torch.zeros(2))
+        return outputs
+
+    def configure_metrics(self) -> MetricCollection:
+        c = self.num_classes
+        return MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes=c, average="micro"),
+                "f1_macro": MulticlassF1Score(num_classes=c, average="macro"),
+                "confusion_matrix": MulticlassConfusionMatrix(num_classes=c),
+            }
+        )
+
+    def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        return outputs["logits"], outputs["target"]

@@ -84,6 +84,15 @@ def test_every_data_option_has_a_use() -> None:
     assert sorted({m for _, models in DATA_USES.values() for m in models}) == group_options("model")
 
 
+def test_settings_for_an_unselected_term_do_not_make_a_term(compose_cfg) -> None:
+    """The seed's four-way sweep sets regularizer.l2.weight and then drops l2."""
+    cfg = compose_cfg("experiment=seed_regularization", "regularizer=[]")
+    assert OmegaConf.to_container(cfg.regularizer) == {"l2": {"weight": 0.01}}
+    assert str(build_objective(cfg.loss, cfg.regularizer)) == "J(θ) = 1·CE(logits, y)"
+    with pytest.raises(ConfigError, match=r"regularizer\.l2 has no `fn`"):
+        build_objective(cfg.loss, {"l2": {"weight": 0.01, "params": "all"}})
+
+
 @pytest.mark.parametrize("option", group_options("data"))
 def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str) -> None:
     task, models = DATA_USES[option]

@@ -235,24 +235,18 @@ def test_count_mismatch(tmp_path):
     single_line(err)
 
 
-def test_images_wrong_ndim(tmp_path):
+@pytest.mark.parametrize(
+    ("key", "shape", "message"),
+    [
+        ("train_x", (5, 16), r"train-images-idx3-ubyte: expected a 3-dimensional"),
+        ("train_y", (5, 1), r"train-labels-idx1-ubyte: expected a 1-dimensional"),
+    ],
+)
+def test_wrong_ndim(tmp_path, key, shape, message):
     data = arrays()
-    data["train_x"] = data["train_x"].reshape(5, 16)
+    data[key] = data[key].reshape(shape)
     root = write_folder(tmp_path / "d", data)
-    with pytest.raises(
-        ConfigError, match=r"train-images-idx3-ubyte: expected a 3-dimensional"
-    ) as err:
-        mnist_family(root)
-    single_line(err)
-
-
-def test_labels_wrong_ndim(tmp_path):
-    data = arrays()
-    data["train_y"] = data["train_y"].reshape(5, 1)
-    root = write_folder(tmp_path / "d", data)
-    with pytest.raises(
-        ConfigError, match=r"train-labels-idx1-ubyte: expected a 1-dimensional"
-    ) as err:
+    with pytest.raises(ConfigError, match=message) as err:
         mnist_family(root)
     single_line(err)
 

@@ -128,6 +128,7 @@ def test_formula_and_hparams_are_in_tensorboard(compose_cfg, tmp_path: Path) -> 
     assert "hp_metric" not in read_scalars(tmp_path / "tensorboard")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
+    assert hparams["task"].string_value == "RegressionModule"
     assert hparams["loss"].string_value == "huber"
     assert hparams["regularizer"].string_value == "l1,l2"
     assert hparams["regularizer/l2/weight"].number_value == pytest.approx(0.001)

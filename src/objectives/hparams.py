@@ -35,6 +35,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, object]:
     """The choices (`loss=huber`, ...) and every setting of the model-defining groups."""
     container = {group: plain(cfg.get(group)) for group in GROUPS}
     out: dict[str, object] = {
+        "task": str(OmegaConf.select(cfg, "task._target_", default="none")).rsplit(".", 1)[-1],
         "loss": ",".join(container.get("loss") or {}) or "none",
         "regularizer": ",".join(container.get("regularizer") or {}) or "none",
         "seed": "null" if cfg.get("seed") is None else cfg.seed,

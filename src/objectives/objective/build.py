@@ -8,6 +8,7 @@ A node may name its own term class with `_target_`; otherwise losses become
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from hydra.utils import instantiate
@@ -18,6 +19,11 @@ from objectives.objective.objective import Objective
 from objectives.objective.term import LossTerm, ParameterPenalty, Term
 
 DEFAULT_TERM = {"loss": LossTerm, "regularizer": ParameterPenalty}
+# Keys that tune a term but do not define one: an experiment may set them for a term
+# that a sweep then leaves out (`regularizer=[],[l2]` with `regularizer.l2.weight` set).
+TERM_SETTINGS = {"weight", "symbol", "reads", "exclude_bias_and_norm"}
+
+log = logging.getLogger(__name__)
 
 
 def _build_terms(group: str, nodes: Mapping | None) -> list[Term]:
@@ -32,6 +38,12 @@ def _build_terms(group: str, nodes: Mapping | None) -> list[Term]:
             )
         if "_target_" in node:
             term = instantiate(node, name=str(name), _convert_="all")
+        elif "fn" not in node and set(node) <= TERM_SETTINGS:
+            log.info(
+                "%s.%s has settings (%s) but no %s file selected it: not a term of J",
+                group, name, ", ".join(node), group,
+            )  # fmt: skip
+            continue
         else:
             settings = instantiate(node, _convert_="all")
             if "fn" not in settings:

@@ -85,6 +85,36 @@ class Objective(nn.Module):
         assert total is not None  # the constructor refuses an empty objective
         return ObjectiveValue(total, raw, weighted)
 
+    def term_gradients(
+        self, value: ObjectiveValue, params: Sequence[nn.Parameter], step: int = 0
+    ) -> Tensor:
+        """∂(w_i·L_i)/∂θ for every term, as rows of a (terms × parameters) matrix.
+
+        Terms with a closed-form gradient use it; the others take autograd on the graph
+        the step already built (`retain_graph=True`: the step's own backward still runs).
+        """
+        rows = []
+        for term in self.terms:
+            closed = term.closed_form_gradient()
+            if closed is not None:
+                weight = term.weight(step)
+                grads = [weight * closed[p] if p in closed else None for p in params]
+            elif value.weighted[term.name].requires_grad:
+                grads = torch.autograd.grad(
+                    value.weighted[term.name], params, retain_graph=True, allow_unused=True
+                )
+            else:
+                grads = [None] * len(params)
+            rows.append(
+                torch.cat(
+                    [
+                        (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                        for g, p in zip(grads, params, strict=True)
+                    ]
+                )
+            )
+        return torch.stack(rows)
+
     def formula(self) -> str:
         """E.g. `J(θ) = 1·huber(ŷ, y) + 0.001·‖θ‖₂²`."""
         parts = [f"{term.weight}·{term.symbol}" for term in self.terms]

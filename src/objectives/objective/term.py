@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from objectives.errors import ConfigError
 from objectives.objective.weights import Weight, as_weight
+from objectives.regularizers import closed_form_gradient as penalty_gradient
 
 # Modules whose parameters are scale/shift of a normalisation, not weights to shrink.
 NORM_LAYERS = (
@@ -47,6 +48,11 @@ class Term(nn.Module):
 
     def bind(self, network: nn.Module) -> None:
         """Attach the network this term reads parameters from (no-op for losses)."""
+
+    def closed_form_gradient(self) -> dict[nn.Parameter, Tensor] | None:
+        """∂raw/∂θ for each parameter the term reads, where a formula exists; else None
+        (and attribution takes the gradient from autograd)."""
+        return None
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, weight={self.weight}, reads={list(self.reads)}"
@@ -134,6 +140,12 @@ class ParameterPenalty(Term):
                 f"regularizer '{self.name}' is not bound to a network; call Objective.bind(model)"
             )
         return self.fn(self._parameters_read)
+
+    def closed_form_gradient(self) -> dict[nn.Parameter, Tensor] | None:
+        gradient = penalty_gradient(self.fn)
+        if gradient is None or self._parameters_read is None:
+            return None
+        return dict(zip(self._parameters_read, gradient(self._parameters_read), strict=True))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, exclude_bias_and_norm={self.exclude_bias_and_norm}"

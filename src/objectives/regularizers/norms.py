@@ -7,7 +7,8 @@ directly, outside the gradient; see docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -33,3 +34,34 @@ def elastic_net(params: Sequence[Tensor], l1_ratio: float = 0.5) -> Tensor:
             "e.g. regularizer.elastic_net.fn.l1_ratio=0.5"
         )
     return l1_ratio * l1(params) + 0.5 * (1.0 - l1_ratio) * l2(params)
+
+
+# Closed-form gradients, so attribution needs no extra backward pass for these terms.
+def l1_gradient(params: Sequence[Tensor]) -> list[Tensor]:
+    """∂‖θ‖₁/∂θ = sign(θ) (0 at 0, as autograd takes it)."""
+    return [p.detach().sign() for p in params]
+
+
+def l2_gradient(params: Sequence[Tensor]) -> list[Tensor]:
+    """∂‖θ‖₂²/∂θ = 2θ (the seed's dw_reg / λ)."""
+    return [2.0 * p.detach() for p in params]
+
+
+def elastic_net_gradient(params: Sequence[Tensor], l1_ratio: float = 0.5) -> list[Tensor]:
+    """ρ·sign(θ) + (1−ρ)·θ."""
+    return [l1_ratio * p.detach().sign() + (1.0 - l1_ratio) * p.detach() for p in params]
+
+
+GRADIENTS: dict[Callable, Callable] = {
+    l1: l1_gradient,
+    l2: l2_gradient,
+    elastic_net: elastic_net_gradient,
+}
+
+
+def closed_form_gradient(fn: Callable) -> Callable[[Sequence[Tensor]], list[Tensor]] | None:
+    """The gradient function of a penalty `fn` (or of a `functools.partial` of one), if known."""
+    if isinstance(fn, functools.partial):
+        gradient = GRADIENTS.get(fn.func)
+        return None if gradient is None else functools.partial(gradient, *fn.args, **fn.keywords)
+    return GRADIENTS.get(fn)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
 
-from objectives.objective import Objective
+from objectives.objective import Objective, ObjectiveValue
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.tasks.term_means import TermMeans
 
@@ -75,6 +75,8 @@ class ObjectiveModule(L.LightningModule):
         self._step_values = DeferredStepValues([f"train/{n}" for n in names])
         # the resolved config that built this module, saved in checkpoints for eval.py
         self.run_config: dict | None = None
+        # this training step's ObjectiveValue (with its graph) until the batch ends
+        self.step_value: ObjectiveValue | None = None
 
     # -- what a task provides -----------------------------------------------------------------
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
@@ -105,8 +107,10 @@ class ObjectiveModule(L.LightningModule):
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
             metrics.update(*self.metric_inputs(outputs))
-        if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
-            self._log_step_values(stacked)
+        if stage == "train":
+            self.step_value = value  # for callbacks that read the terms before backward
+            if self.global_step % self.trainer.log_every_n_steps == 0:
+                self._log_step_values(stacked)
         return value.total
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -123,6 +127,9 @@ class ObjectiveModule(L.LightningModule):
         """Per-step values, straight to the loggers (rank 0 only), without a device sync."""
         if self.loggers and self.trainer.is_global_zero:
             self._step_values.push(self.global_step, stacked, self.loggers)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.step_value = None
 
     def on_train_end(self) -> None:
         self._step_values.flush(self.loggers)

@@ -1,0 +1,58 @@
+"""Per-layer gradient norms every N steps and parameter histograms every epoch.
+
+The seed plots both ("gradient size per layer", "distribution of learned parameters").
+Norms of all gradients are taken in one fused `torch._foreach_norm` call and reach the
+loggers without a host-device sync; histograms go to TensorBoard once an epoch.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from objectives.errors import ConfigError
+from objectives.tasks.step_values import DeferredStepValues
+
+
+class ParameterStats(Callback):
+    """`train/layer_grad_norm/<parameter>` every `every_n_steps` steps (0: off), and
+    `params/<parameter>` histograms at each training epoch's end."""
+
+    def __init__(self, every_n_steps: int = 25, histograms: bool = True) -> None:
+        if not isinstance(every_n_steps, int) or every_n_steps < 0:
+            raise ConfigError(
+                "callbacks.parameter_stats.every_n_steps must be an integer ≥ 0 (0 is off), "
+                f"got {every_n_steps!r}"
+            )
+        self.every_n_steps = every_n_steps
+        self.histograms = histograms
+        self._names: list[str] = []
+        self._values: DeferredStepValues | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._names = [n for n, p in module.model.named_parameters() if p.requires_grad]
+        self._values = DeferredStepValues([f"train/layer_grad_norm/{n}" for n in self._names])
+
+    def on_after_backward(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not self.every_n_steps or trainer.global_step % self.every_n_steps:
+            return
+        if not trainer.is_global_zero or not trainer.loggers:
+            return
+        params = [p for p in module.model.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        norms = torch.stack(torch._foreach_norm(grads)).detach()
+        self._values.push(trainer.global_step, norms, trainer.loggers)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not self.histograms or not trainer.is_global_zero:
+            return
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        for name, param in module.model.named_parameters():
+            for writer in writers:
+                writer.add_histogram(f"params/{name}", param.detach(), trainer.global_step)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._values is not None:
+            self._values.flush(trainer.loggers)

@@ -121,3 +121,43 @@ def test_default_run_logs_attribution_histograms_and_layout(compose_cfg, tmp_pat
     weighted = categories["objective and its terms (weighted)"]
     assert weighted["val"] == ["val/objective", "val/term/.*"]
     assert weighted["train"] == ["train/objective", "train/term/.*"]
+
+
+def test_input_saliency_is_the_mean_absolute_input_gradient(compose_cfg, tmp_path: Path) -> None:
+    """For ŷ = w·x + b and MSE over n rows, ∂J/∂x_i = 2/n·(ŷ_i − y_i)·w (L2 has no x)."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from objectives.assemble import assemble
+    from objectives.callbacks import InputSaliency
+
+    parts = assemble(compose_cfg())
+    parts.datamodule.setup("fit")
+    logger = TensorBoardLogger(str(tmp_path), name="", version="")
+    trainer = SimpleNamespace(
+        current_epoch=0, is_global_zero=True, datamodule=parts.datamodule,
+        loggers=[logger], global_step=7,
+    )  # fmt: skip
+    InputSaliency(every_n_epochs=1).on_train_epoch_end(trainer, parts.module)
+    logger.experiment.flush()
+
+    x, y = next(iter(parts.datamodule.val_dataloader()))
+    w, b = parts.module.model.weight.item(), parts.module.model.bias.item()
+    expected = (2 / len(x) * (w * x + b - y).abs() * abs(w)).mean().item()
+    (value,) = read_scalars(tmp_path)["val/saliency/x0"]
+    assert value == (7, pytest.approx(expected, rel=1e-5))
+
+
+def test_regression_figures_and_saliency_reach_tensorboard(compose_cfg, tmp_path: Path) -> None:
+    train(
+        compose_cfg(
+            "data=synthetic", "model=mlp", "trainer.max_epochs=2", "test=false",
+            "callbacks.regression_figures.every_n_epochs=1",
+            "callbacks.input_saliency.every_n_epochs=1",
+        )
+    )  # fmt: skip
+    tags = read_accumulator(tmp_path / "tensorboard").Tags()
+    assert "val/pred_vs_target" in tags["images"]
+    assert "val/error" in tags["histograms"]
+    assert {f"val/saliency/x{j}" for j in range(5)} <= set(tags["scalars"])

@@ -114,6 +114,7 @@ def test_digits_losses_log_every_term(compose_cfg, tmp_path: Path, overrides, te
     assert metrics["test/acc"] > 0.5  # two epochs already beat chance (0.1) by far
     images = read_accumulator(tmp_path / "tensorboard").Tags()["images"]
     assert "val/confusion_matrix" in images and "test/confusion_matrix" in images
+    assert "val/saliency" in images  # ∂J/∂X as an 8×8 map
 
 
 def test_bce_runs_on_two_digits(compose_cfg) -> None:

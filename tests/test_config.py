@@ -136,7 +136,7 @@ def test_every_logger_instantiates(compose_cfg, option: str) -> None:
 @pytest.mark.parametrize("option", group_options("callbacks"))
 def test_every_callbacks_option_instantiates(compose_cfg, option: str) -> None:
     callbacks = instantiate_all(compose_cfg(f"callbacks={option}", fast=False).get("callbacks"))
-    assert len(callbacks) == {"default": 7, "none": 0}[option]
+    assert len(callbacks) == {"default": 9, "none": 0}[option]
 
 
 @pytest.mark.parametrize("option", group_options("trainer"))

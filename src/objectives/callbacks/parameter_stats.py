@@ -51,7 +51,8 @@ class ParameterStats(Callback):
         writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         for name, param in module.model.named_parameters():
             for writer in writers:
-                writer.add_histogram(f"params/{name}", param.detach(), trainer.global_step)
+                # 64 fixed bins: TensorBoard's default "tensorflow" bins cost ~3x as much
+                writer.add_histogram(f"params/{name}", param.detach(), trainer.global_step, bins=64)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self._values is not None:

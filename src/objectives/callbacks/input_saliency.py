@@ -1,0 +1,59 @@
+"""Input-gradient saliency, the seed's ∂objective/∂X: which inputs the objective is most
+sensitive to.
+
+Every `every_n_epochs` training epochs, on the first validation batch, with the network in
+eval mode, this callback takes the gradient of the objective with respect to the inputs
+and writes its mean absolute value per input: for images an image (`val/saliency`, scaled
+to [0, 1]), for feature vectors one scalar per feature (`val/saliency/x<j>`). It runs at
+the end of a training epoch, where autograd is on (validation runs in inference mode).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from objectives.errors import ConfigError
+
+
+class InputSaliency(Callback):
+    def __init__(self, every_n_epochs: int = 10) -> None:
+        if not isinstance(every_n_epochs, int) or every_n_epochs < 0:
+            raise ConfigError(
+                "callbacks.input_saliency.every_n_epochs must be an integer ≥ 0 (0 is off), "
+                f"got {every_n_epochs!r}"
+            )
+        self.every_n_epochs = every_n_epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if (
+            not self.every_n_epochs
+            or trainer.current_epoch % self.every_n_epochs
+            or not trainer.is_global_zero
+            or trainer.datamodule is None
+        ):
+            return
+        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not writers:
+            return
+        inputs, *rest = next(iter(trainer.datamodule.val_dataloader()))
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.enable_grad():
+                inputs = inputs.detach().clone().requires_grad_(True)
+                value = module.objective(module.step_outputs((inputs, *rest)))
+                (gradient,) = torch.autograd.grad(value.total, inputs)
+        finally:
+            module.train(was_training)
+        saliency = gradient.abs().mean(dim=0).detach().cpu()  # one value per input element
+        step = trainer.global_step
+        for writer in writers:
+            if saliency.ndim == 3:  # (C, H, W): an image
+                image = saliency / saliency.max().clamp_min(1e-12)
+                writer.add_image("val/saliency", image, step)
+            else:
+                for j, v in enumerate(saliency.flatten().tolist()):
+                    writer.add_scalar(f"val/saliency/x{j}", v, step)

@@ -201,3 +201,19 @@ def test_console_script_reports_a_missing_checkpoint(tmp_path: Path) -> None:
         f"error: checkpoint {tmp_path}/none.ckpt does not exist; "
         "pass ckpt_path=<run>/checkpoints/last.ckpt"
     )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]])
+def test_help_and_config_printing_never_import_torch_or_lightning(args: list[str]) -> None:
+    """`train.py --help` and `--cfg job` must answer at once (issue: under 0.5 s)."""
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "train.py", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if "|" in line}
+    assert not {"torch", "lightning", "torchmetrics", "tensorboard"} & imported
+    if args == ["--help"]:
+        assert re.search(r"loss\s+bce, cross_entropy, focal, huber", run.stdout)
+    else:
+        assert "loss:" in run.stdout and "mse:" in run.stdout

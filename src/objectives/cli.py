@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from omegaconf import DictConfig
 
+from objectives.config import group_options
 from objectives.errors import ConfigError, unwrap_config_error
 
 T = TypeVar("T")
@@ -37,3 +38,37 @@ def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
         if not isinstance(cause, ConfigError):
             raise
         sys.exit(f"error: {cause}")
+
+
+HELP_FLAGS = ("--help", "-h")
+
+
+def wants_help(argv: list[str]) -> bool:
+    return any(arg in HELP_FLAGS for arg in argv[1:])
+
+
+def usage(job: str, groups: list[str], keys: dict[str, str]) -> str:
+    """`--help` text built from the config folder itself (one glob a group), so it is
+    always current and prints in a fraction of a second; Hydra's own help lists every
+    group by composing each option, which takes seconds."""
+    lines = [
+        f"{job}.py: {'train a model by its objective' if job == 'train' else 'test a checkpoint'}",
+        "",
+        f"usage: python {job}.py [group=option ...] [key=value ...]",
+        "",
+        "Config groups (the files in configs/<group>/):",
+    ]
+    lines += [f"  {group:<14} {', '.join(group_options(group))}" for group in groups]
+    lines += ["", "Keys:"]
+    lines += [f"  {key:<14} {text}" for key, text in keys.items()]
+    lines += [
+        "",
+        "Examples:",
+        "  python train.py loss=huber regularizer=[l1,l2] regularizer.l2.weight=0.01",
+        "  python train.py experiment=digits_cnn loss=focal",
+        "  python train.py -m loss=mse,mae,huber",
+        "  python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt",
+        "",
+        f"python {job}.py --cfg job prints the composed config; --hydra-help lists Hydra's flags.",
+    ]
+    return "\n".join(lines)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import pickle
+import sys
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from objectives.assemble import assemble, instantiate_loggers
-from objectives.cli import run_job
+from objectives.cli import run_job, usage, wants_help
 from objectives.config import config_dir
 from objectives.errors import ConfigError
 
@@ -26,6 +25,8 @@ log = logging.getLogger(__name__)
 
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint safely; one clear error for a missing, foreign or unsafe file."""
+    import torch  # imported here, as in train.py: `eval.py --help` stays fast
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(
@@ -49,6 +50,8 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    from objectives.assemble import assemble, instantiate_loggers
+
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint["run_config"])
     if cfg.get("data"):
@@ -61,10 +64,24 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     metrics = run_job(evaluate, cfg)
     for name, value in sorted(metrics.items()):
         log.info("%-22s %.6g", name, value)
+
+
+KEYS = {
+    "ckpt_path": "the checkpoint to evaluate (required); its saved config rebuilds the model",
+    "data.*": "overrides of the checkpoint's data config, e.g. data.batch_size=256",
+    "paths.log_dir": "where run folders go (default logs)",
+}
+
+
+def main() -> None:
+    if wants_help(sys.argv):
+        print(usage("eval", ["trainer", "logger"], KEYS))
+        return
+    hydra_main()
 
 
 if __name__ == "__main__":

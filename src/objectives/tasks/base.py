@@ -60,11 +60,13 @@ class ObjectiveModule(L.LightningModule):
                 self.objective(example)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        metrics = self.configure_metrics()
-        if not train_metrics:  # metrics cost a few tens of µs a step each; terms are always kept
-            metrics_for = {"train": MetricCollection({}), "val": metrics, "test": metrics}
-        else:
-            metrics_for = dict.fromkeys(STAGES, metrics)
+        # metrics cost a few tens of µs a step each; the objective's terms are always kept
+        metrics_for = {
+            s: self.configure_metrics(s)
+            if (s != "train" or train_metrics)
+            else MetricCollection({})
+            for s in STAGES
+        }
         # keyed by tag prefix: a ModuleDict key "train" would clash with Module.train()
         self.metrics = nn.ModuleDict(
             {EPOCH_PREFIX[s]: metrics_for[s].clone(prefix=f"{EPOCH_PREFIX[s]}/") for s in STAGES}
@@ -83,8 +85,8 @@ class ObjectiveModule(L.LightningModule):
         """Turn a batch into the named outputs the objective and metrics read."""
         raise NotImplementedError
 
-    def configure_metrics(self) -> MetricCollection:
-        """The torchmetrics that judge this task (cloned per stage)."""
+    def configure_metrics(self, stage: str) -> MetricCollection:
+        """The torchmetrics that judge this task at `stage` (train, val or test)."""
         return MetricCollection({})
 
     def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, ...]:

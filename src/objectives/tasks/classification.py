@@ -21,7 +21,8 @@ from objectives.tasks.base import ObjectiveModule
 
 class ClassificationModule(ObjectiveModule):
     """Outputs `logits` (N, C) and `target` (N,) class ids; judged by accuracy and macro F1,
-    with a confusion matrix drawn at the end of each validation and test epoch.
+    with a confusion matrix drawn at the end of each validation and test epoch (not for
+    the training split).
 
     For two classes it also offers the one-logit view that binary losses read:
     `binary_logit` = logit₁ − logit₀ (softmax over two classes is the sigmoid of this
@@ -62,15 +63,15 @@ class ClassificationModule(ObjectiveModule):
             outputs.update(binary_logit=torch.zeros(2), binary_target=torch.zeros(2))
         return outputs
 
-    def configure_metrics(self) -> MetricCollection:
+    def configure_metrics(self, stage: str) -> MetricCollection:
         c = self.num_classes
-        return MetricCollection(
-            {
-                "acc": MulticlassAccuracy(num_classes=c, average="micro"),
-                "f1_macro": MulticlassF1Score(num_classes=c, average="macro"),
-                "confusion_matrix": MulticlassConfusionMatrix(num_classes=c),
-            }
-        )
+        metrics = {
+            "acc": MulticlassAccuracy(num_classes=c, average="micro"),
+            "f1_macro": MulticlassF1Score(num_classes=c, average="macro"),
+        }
+        if stage != "train":  # a drawing per training epoch would cost more than it shows
+            metrics["confusion_matrix"] = MulticlassConfusionMatrix(num_classes=c)
+        return MetricCollection(metrics)
 
     def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         return outputs["logits"], outputs["target"]

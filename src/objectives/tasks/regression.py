@@ -21,7 +21,7 @@ class RegressionModule(ObjectiveModule):
         inputs, target = batch
         return {"pred": self.model(inputs), "target": target}
 
-    def configure_metrics(self) -> MetricCollection:
+    def configure_metrics(self, stage: str) -> MetricCollection:
         return MetricCollection(
             {"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()}
         )

@@ -1,0 +1,368 @@
+"""This project's training step rate against plain PyTorch loops doing the same work.
+
+In one process, interleaved and repeated (the machine is noisy: compare within a round,
+quote medians), the same training work runs as
+
+  a  idiomatic   a PyTorch loop over DataLoader(TensorDataset), batches fetched sample by sample
+  b  tuned       a PyTorch loop that slices the tensors a batch at a time
+  c  stack       this project: task module, objective, per-term logging at the default
+                 settings, the default attribution callbacks, TensorBoard; no progress bar
+  d  no_log      (c) with no logger (nothing written; the per-step values are not copied)
+  e  bare        a bare LightningModule: same network, same objective written by hand,
+                 same in-memory batches, nothing logged
+
+Work `mlp` (default): the seed's MLP 5→64→32→1 on 65,536 synthetic rows, batch 256, Adam,
+J = MSE + 0.1·L1 + 1e-4·L2. Work `cnn`: the seed's CNN on scikit-learn's 1,257 training
+digits, batch 64, Adam, J = CE + 1e-4·L2, where each step is bigger.
+Each fit's first epoch is a warm-up and is not timed. The script prints samples/s and the
+throughput ratios c/a, c/b, c/d, c/e (median [min, max] over rounds), then start-up times:
+`train.py --help`, `train.py --cfg job`, and launch-to-first-training-step.
+
+    python scripts/benchmark.py                      # mlp, CPU
+    python scripts/benchmark.py --work cnn
+    python scripts/benchmark.py --device cuda        # on a GPU machine
+    python scripts/benchmark.py --compare logging    # what per-term logging costs
+    python scripts/benchmark.py --compare attribution
+
+`--compare logging`: none (objective only, nothing aggregated or logged), default (terms
+written every 10 steps), every_step, naive_log (`self.log_dict` of every term, on_step and
+on_epoch, each step). `--compare attribution`: off, every_0 (present but off), every_25 (the
+default), every_25+layers (with ParameterStats), every_1. Ratios there are time per step
+relative to the first variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from objectives.assemble import Assembled, assemble
+from objectives.callbacks import GradientAttribution, ObjectiveLayout, ParameterStats
+from objectives.cli import quiet_irrelevant_warnings
+from objectives.config import config_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+WORK = {
+    "mlp": [
+        "data=synthetic", "data.source.n=65536", "data.batch_size=256", "model=mlp",
+        "regularizer=[l1,l2]", "regularizer.l1.weight=0.1", "regularizer.l2.weight=1e-4",
+        "optimizer=adam", "optimizer.lr=0.001",
+    ],
+    "cnn": ["experiment=digits_cnn", "regularizer.l2.weight=1e-4"],
+}  # fmt: skip
+EPOCHS = {"mlp": 3, "cnn": 12}  # the first is a warm-up
+
+
+OVERRIDES: list[str] = []  # --override: config overrides applied to every variant
+
+
+def compose_work(work: str, extra: list[str] = ()) -> Any:
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                *WORK[work],
+                "data.val_fraction=0.0",
+                "data.test_fraction=0.0",
+                "paths.output_dir=unused",
+                *OVERRIDES,
+                *extra,
+            ],
+        )
+
+
+def fresh(work: str, device: str) -> Assembled:
+    """The data (on `device`) and a freshly initialised module, as the stack builds them."""
+    parts = assemble(compose_work(work))
+    parts.datamodule.setup("fit")
+    x, y = parts.datamodule.splits["train"]
+    parts.datamodule.splits["train"] = (x.to(device), y.to(device))
+    return parts
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def objective_by_hand(work: str, net: nn.Module, out: Tensor, y: Tensor) -> Tensor:
+    """The same J as the configs, written out as a plain PyTorch user would."""
+    params = list(net.parameters())
+    if work == "mlp":
+        l1 = sum(p.abs().sum() for p in params)
+        l2 = sum(p.square().sum() for p in params)
+        return F.mse_loss(out, y) + 0.1 * l1 + 1e-4 * l2
+    return F.cross_entropy(out, y) + 1e-4 * sum(p.square().sum() for p in params)
+
+
+# -- plain PyTorch loops -------------------------------------------------------------------
+def plain_loop(work: str, device: str, epochs: int, idiomatic: bool) -> float:
+    parts = fresh(work, device)
+    net = parts.module.model.to(device)
+    x, y = parts.datamodule.splits["train"]
+    batch = parts.datamodule.batch_size
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    if idiomatic:
+        dataset = TensorDataset(x.cpu(), y.cpu())
+        loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True)
+    steps, start = 0, 0.0
+    for epoch in range(epochs):
+        if epoch == 1:
+            sync(device)
+            start, steps = time.perf_counter(), 0
+        if idiomatic:
+            batches = ((xb.to(device), yb.to(device)) for xb, yb in loader)
+        else:
+            order = torch.randperm(len(x), device=x.device)
+            xs, ys = x[order], y[order]
+            batches = (
+                (xs[i : i + batch], ys[i : i + batch]) for i in range(0, len(x) - batch + 1, batch)
+            )
+        for xb, yb in batches:
+            loss = objective_by_hand(work, net, net(xb), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+# -- Lightning -----------------------------------------------------------------------------
+class StepTimer(Callback):
+    """Wall time and step count from the start of epoch 1 to the end of training."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.start, self.start_step = 0.0, 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            sync(self.device)
+            self.start, self.start_step = time.perf_counter(), trainer.global_step
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        sync(self.device)
+        self.seconds_per_step = (time.perf_counter() - self.start) / (
+            trainer.global_step - self.start_step
+        )
+
+
+class BareModule(L.LightningModule):
+    """What a Lightning user writes by hand: the objective in training_step, nothing logged."""
+
+    def __init__(self, work: str, net: nn.Module) -> None:
+        super().__init__()
+        self.work, self.net = work, net
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        return objective_by_hand(self.work, self.net, self.net(x), y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def fit(
+    module: L.LightningModule,
+    parts: Assembled,
+    device: str,
+    epochs: int,
+    folder: str | None,
+    callbacks: list[Callback],
+    log_every: int = 10,
+) -> float:
+    timer = StepTimer(device)
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_epochs=epochs,
+        logger=TensorBoardLogger(folder, name="", version="") if folder else False,
+        log_every_n_steps=log_every,
+        limit_val_batches=0,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer, *callbacks],
+    )
+    trainer.fit(module, datamodule=parts.datamodule)
+    return timer.seconds_per_step
+
+
+def default_callbacks() -> list[Callback]:
+    """The default config's callbacks that act during training (checkpoints, the LR monitor
+    and the progress bar aside)."""
+    return [GradientAttribution(25), ParameterStats(25), ObjectiveLayout()]
+
+
+def stack(work: str, device: str, epochs: int, logged: bool, callbacks=default_callbacks):
+    parts = fresh(work, device)
+    with tempfile.TemporaryDirectory() as folder:
+        return fit(parts.module, parts, device, epochs, folder if logged else None, callbacks())
+
+
+def bare(work: str, device: str, epochs: int) -> float:
+    parts = fresh(work, device)
+    module = BareModule(work, copy.deepcopy(parts.module.model))
+    return fit(module, parts, device, epochs, None, [])
+
+
+# -- what logging and attribution cost --------------------------------------------------------
+def unlogged_step(self: Any, batch: Any, stage: str) -> Tensor:
+    return self.objective(self.step_outputs(batch), step=self.global_step).total
+
+
+def naive_step(self: Any, batch: Any, stage: str) -> Tensor:
+    value = self.objective(self.step_outputs(batch), step=self.global_step)
+    logs = {f"{stage}/objective": value.total}
+    logs.update({f"{stage}/term/{k}": v for k, v in value.weighted.items()})
+    logs.update({f"{stage}/raw/{k}": v for k, v in value.raw.items()})
+    self.log_dict(logs, on_step=True, on_epoch=True, batch_size=len(batch[0]))
+    return value.total
+
+
+def variant(step_fn: Callable | None, log_every: int, callbacks: Callable[[], list[Callback]]):
+    def run(work: str, device: str, epochs: int) -> float:
+        parts = fresh(work, device)
+        if step_fn is not None:
+            parts.module._shared_step = step_fn.__get__(parts.module)
+        with tempfile.TemporaryDirectory() as folder:
+            return fit(parts.module, parts, device, epochs, folder, callbacks(), log_every)
+
+    return run
+
+
+COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
+    "loops": {
+        "a_idiomatic": lambda w, d, e: plain_loop(w, d, e, idiomatic=True),
+        "b_tuned": lambda w, d, e: plain_loop(w, d, e, idiomatic=False),
+        "c_stack": lambda w, d, e: stack(w, d, e, logged=True),
+        "d_no_log": lambda w, d, e: stack(w, d, e, logged=False),
+        "e_bare": bare,
+    },
+    "logging": {
+        "none": variant(unlogged_step, 10, list),
+        "default": variant(None, 10, list),
+        "every_step": variant(None, 1, list),
+        "naive_log": variant(naive_step, 1, list),
+    },
+    "attribution": {
+        "off": variant(None, 10, list),
+        "every_0": variant(None, 10, lambda: [GradientAttribution(0)]),
+        "every_25": variant(None, 10, lambda: [GradientAttribution(25)]),
+        "every_25+layers": variant(None, 10, lambda: [GradientAttribution(25), ParameterStats(25)]),
+        "every_1": variant(None, 10, lambda: [GradientAttribution(1)]),
+    },
+}
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+
+
+# -- start-up ------------------------------------------------------------------------------
+class FirstStepClock(Callback):
+    """Prints the wall-clock time of the first training batch (for the start-up figure)."""
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step == 0:
+            print(f"FIRST_STEP_AT {time.time():.6f}", flush=True)
+
+
+def timed_command(args: list[str], env: dict | None = None) -> tuple[float, str]:
+    start = time.time()
+    run = subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, env=env, check=True
+    )
+    return time.time() - start, run.stdout
+
+
+def start_up(repeats: int) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    first_step = [
+        "train.py", "trainer.max_steps=1", "test=false", "logger=none",
+        "callbacks.rich_progress_bar=null", "trainer.enable_progress_bar=false",
+        "+callbacks.first_step._target_=benchmark.FirstStepClock",
+        "paths.log_dir=" + tempfile.mkdtemp(),
+    ]  # fmt: skip
+    times: dict[str, list[float]] = {"--help": [], "--cfg job": [], "first step": []}
+    for _ in range(repeats):
+        times["--help"].append(timed_command(["train.py", "--help"])[0])
+        times["--cfg job"].append(timed_command(["train.py", "--cfg", "job"])[0])
+        start = time.time()
+        _, out = timed_command(first_step, env)
+        stamp = next(line for line in out.splitlines() if line.startswith("FIRST_STEP_AT"))
+        times["first step"].append(float(stamp.split()[1]) - start)
+    return times
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", choices=sorted(WORK), default="mlp")
+    parser.add_argument("--compare", choices=sorted(COMPARISONS), default="loops")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None, help="per fit, warm-up included")
+    parser.add_argument("--startup-repeats", type=int, default=3, help="0 skips start-up")
+    parser.add_argument(
+        "--override", action="append", default=[], help="a config override, e.g. data.source.n=4096"
+    )
+    args = parser.parse_args(argv)
+    OVERRIDES[:] = args.override
+    quiet_irrelevant_warnings()
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    epochs = args.epochs or EPOCHS[args.work]
+    variants = COMPARISONS[args.compare]
+    batch = compose_work(args.work).data.batch_size
+
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, run in variants.items():  # interleaved: noise hits every variant alike
+            torch.manual_seed(0)
+            times[name].append(run(args.work, args.device, epochs))
+
+    print(f"work={args.work} device={args.device} rounds={args.rounds} epochs={epochs} "
+          f"batch={batch} torch={torch.__version__} lightning={L.__version__} "
+          f"threads={torch.get_num_threads()}")  # fmt: skip
+    print(f"{'variant':<16} {'samples/s':>10} {'ms/step':>8}")
+    for name in variants:
+        median = statistics.median(times[name])
+        print(f"{name:<16} {batch / median:10.0f} {1000 * median:8.3f}")
+    if args.compare == "loops":
+        stack_times = times["c_stack"]
+        for other in ("a_idiomatic", "b_tuned", "d_no_log", "e_bare"):
+            ratios = [o / c for c, o in zip(stack_times, times[other], strict=True)]
+            print(f"c/{other[0]} throughput: {summary(ratios)}")
+    else:
+        base = next(iter(variants))
+        for name in variants:
+            ratios = [t / b for t, b in zip(times[name], times[base], strict=True)]
+            print(f"{name:<16} time per step / {base}: {summary(ratios)}")
+    if args.startup_repeats:
+        for name, values in start_up(args.startup_repeats).items():
+            print(f"start-up {name:<11} {statistics.median(values):.2f} s "
+                  f"[{min(values):.2f}, {max(values):.2f}]")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The benchmark compares like with like, and runs end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmark"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("benchmark", None)
+
+
+@pytest.mark.parametrize("work", ["mlp", "cnn"])
+def test_hand_written_objective_is_the_frameworks(benchmark, work: str) -> None:
+    """Loops a, b and the bare module minimise exactly the J the stack minimises."""
+    benchmark.OVERRIDES[:] = ["data.source.n=512"] if work == "mlp" else []
+    parts = benchmark.fresh(work, "cpu")
+    x, y = next(iter(parts.datamodule.train_dataloader()))
+    outputs = parts.module.step_outputs((x, y))
+    framework = parts.module.objective(outputs).total
+    key = "pred" if work == "mlp" else "logits"
+    by_hand = benchmark.objective_by_hand(work, parts.module.model, outputs[key], y)
+    assert torch.allclose(framework, by_hand, rtol=1e-6)
+    benchmark.OVERRIDES[:] = []
+
+
+def test_benchmark_runs_and_prints_the_ratios(benchmark, capsys) -> None:
+    benchmark.main(
+        ["--rounds", "1", "--epochs", "2", "--startup-repeats", "0",
+         "--override", "data.source.n=2048"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    for line in ("c/a throughput", "c/b throughput", "c/d throughput", "c/e throughput"):
+        assert line in out
+    assert "work=mlp device=cpu" in out

@@ -6,12 +6,14 @@ line) and `.hydra/overrides.yaml` (to label the runs of a sweep). Panels:
 
     (a) objective vs loss      train_epoch/objective and train_epoch/raw/<loss> per epoch
     (b) regularizer            train_epoch/term/<regularizer> (the λ·R(θ) that J adds)
-    (c) validation metric      val/acc (classification) or val/mse (regression)
+    (c) metric                 val/acc (classification) or val/mse (regression), and the
+                               training value when it was logged (train_epoch/acc)
     (d) gradient attribution   train/grad_norm/<term> and train/grad_cos/<a>__<b> per step
     (e) fitted line            a one-input linear model: the data, the fit, the truth
-    (f) final result           a sweep: the final test/acc (or test/objective) of each run
+    (f) final result           a sweep: the final test/acc (else test/mse, else
+                               test/objective) of each run, as the seed's bar charts
 
-A panel without data is left out.
+A panel without data is left out. In a sweep each run keeps one colour in every panel.
 
     .venv/bin/python scripts/plot_run.py logs/train/runs/<run> --out fig.png
     .venv/bin/python scripts/plot_run.py logs/train/multiruns/<time> --out sweep.png
@@ -20,6 +22,7 @@ A panel without data is left out.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +53,7 @@ QUIET_KEYS = (
 LINESTYLES = ("-", "--", "-.", ":")
 PANEL_SIZE = (5.0, 3.6)
 DPI = 90
+TOTAL = "objective"  # train/grad_norm/objective: the norm of the whole gradient ∂J/∂θ
 BAR_TAGS = ("test/acc", "test/mse", "test/objective")
 
 
@@ -209,45 +213,50 @@ def panel_metric(ax: Axes, runs: list[Run], metric: str | None) -> bool:
     if metric is None:
         metric = "acc" if any("val/acc" in r.scalars for r in runs) else "mse"
     sweep = len(runs) > 1
-    drawn = False
+    stages: dict[str, str] = {}
     for i, run in enumerate(runs):
-        for stage, style in (("val", "-"), ("train_epoch", "--")):
+        for stage, style, own_color in (("val", "-", "C0"), ("train_epoch", "--", "C1")):
             tag = f"{stage}/{metric}"
             if tag not in run.scalars:
                 continue
             x, y = epoch_series(run.scalars, tag)
             name = run.label if sweep else stage.replace("_epoch", "")
             label = "_nolegend_" if sweep and stage != "val" else f"{name} (last {y[-1]:.4g})"
-            ax.plot(x, y, style, color=f"C{i}" if sweep else ("C0" if stage == "val" else "C1"),
-                    label=label)  # fmt: skip
-            drawn = True
-    if metric in ("mse", "mae", "objective") and drawn:
+            ax.plot(x, y, style, color=f"C{i}" if sweep else own_color, label=label)
+            stages[stage] = "validation (solid)" if stage == "val" else "training (dashed)"
+    if metric in ("mse", "mae", "objective") and stages:
         ax.set_yscale("log")
-    title = f"(c) {metric}: validation (solid), training (dashed)"
-    ax.set(title=title, xlabel="epoch", ylabel=metric)
-    return drawn
+    ax.set(title=f"(c) {metric}: {', '.join(stages.values())}", xlabel="epoch", ylabel=metric)
+    return bool(stages)
 
 
 def panel_grad_norms(ax: Axes, runs: list[Run]) -> bool:
-    """(d) How hard each term pulls on θ: ‖∂(wᵢ·Lᵢ)/∂θ‖, measured by the attribution callback."""
-    drawn = False
+    """(d) How hard each term pulls on θ: ‖∂(wᵢ·Lᵢ)/∂θ‖, measured by the attribution callback.
+
+    In a sweep the colour is the run (as in panel a), the line style the term, and the
+    total is left out (it is the sum of the terms' gradients).
+    """
+    sweep = len(runs) > 1
+    tags = [t for r in runs for t in r.tags("train/grad_norm/")]
+    names = list(dict.fromkeys(term_name(t) for t in tags if not sweep or term_name(t) != TOTAL))
+    style = {name: LINESTYLES[k % len(LINESTYLES)] for k, name in enumerate(names)}
     for i, run in enumerate(runs):
-        tags = run.tags("train/grad_norm/")
-        if len(runs) > 1:  # a sweep: the terms only; the total is their sum
-            tags = [t for t in tags if not t.endswith("/objective")]
-        for j, tag in enumerate(tags):
-            steps, values = run.scalars[tag]
+        for tag in run.tags("train/grad_norm/"):
             name = term_name(tag)
-            name = "objective J (total)" if name == "objective" else name
-            label = f"{run.label}: {name}" if len(runs) > 1 else name
-            color = (
-                f"C{i}" if len(runs) > 1 else ("C3" if name.startswith("objective") else f"C{j}")
-            )
-            ax.plot(steps, values, LINESTYLES[j % len(LINESTYLES)], color=color, label=label)
-            drawn = True
+            if name not in style:
+                continue
+            if sweep:
+                color, label = f"C{i}", "_nolegend_"
+            else:
+                color = "C3" if name == TOTAL else f"C{names.index(name)}"
+                label = "objective J (total)" if name == TOTAL else name
+            ax.plot(*run.scalars[tag], style[name], color=color, label=label)
+    if sweep:  # one legend entry a term; the runs' colours are panel (a)'s
+        for name in names:
+            ax.plot([], [], style[name], color="black", label=name)
     ax.set(title="(d) gradient norm of each term", xlabel="training step", ylabel="‖∂term/∂θ‖")
     ax.set_yscale("log")
-    return drawn
+    return bool(names)
 
 
 def panel_grad_cos(ax: Axes, runs: list[Run]) -> bool:
@@ -298,6 +307,15 @@ def panel_fit(ax: Axes, runs: list[Run]) -> bool:
     return drawn
 
 
+def bar_labels(labels: list[str]) -> tuple[list[str], str]:
+    """Tick labels that fit under a bar: one override a line, and when every run differs in
+    one and the same key only (`regularizer.l2.weight=0.01`), just its value, the key below."""
+    keys = {label.split("=", 1)[0] for label in labels if " " not in label and "=" in label}
+    if len(keys) == 1 and all(" " not in label and "=" in label for label in labels):
+        return [label.split("=", 1)[1] for label in labels], keys.pop()
+    return [label.replace(" ", "\n") for label in labels], ""
+
+
 def panel_final(ax: Axes, runs: list[Run], tag: str | None = None) -> bool:
     """(f) The seed's bar chart: each run's final test accuracy, or test MSE, or objective.
 
@@ -312,14 +330,14 @@ def panel_final(ax: Axes, runs: list[Run], tag: str | None = None) -> bool:
     else:
         return False
     heights = [run.scalars[tag][1][-1] for run in runs]  # the last value: the final test
-    labels = [r.label.replace(" ", "\n") for r in runs]
+    labels, key = bar_labels([r.label for r in runs])
     bars = ax.bar(range(len(runs)), heights, color=[f"C{i}" for i in range(len(runs))])
-    ax.bar_label(bars, fmt="%.3f", fontsize=8)
+    ax.bar_label(bars, fmt="%.3f" if tag == "test/acc" else "%.3g", fontsize=8)
     ax.set_xticks(range(len(runs)), labels, fontsize=7)
     if tag == "test/acc":
         low = min(heights)
         ax.set_ylim(max(0.0, math.floor(low * 20) / 20 - 0.05), 1.0)
-    ax.set(title=f"(f) final {tag} per run", ylabel=tag)
+    ax.set(title=f"(f) final {tag} per run", ylabel=tag, xlabel=key)
     return True
 
 
@@ -347,8 +365,8 @@ def draw(
         lambda ax: panel_fit(ax, runs),
         lambda ax: panel_final(ax, runs, bar),
     ]
-    scratch = Figure()
-    kept = [p for p in panels if p(scratch.add_subplot())]  # which panels have data
+    scratch = Figure()  # a dry run on throw-away axes tells which panels have data
+    kept = [p for p in panels if p(scratch.add_subplot())]
     columns = 3 if len(kept) > 4 else 2
     rows = max(1, math.ceil(len(kept) / columns))
     figure = Figure(
@@ -364,6 +382,18 @@ def draw(
         ax.set_visible(False)
     figure.suptitle(title or default_title(runs))
     return figure
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    """Write a 256-colour PNG: a third of the size of a true-colour one, for the same plot,
+    so that figures can be committed (docs/seed/figures/ keeps each under 300 kB)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        image.convert("RGB").quantize(colors=256).save(path, optimize=True)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -392,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     label_runs(runs)
     figure = draw(runs, args.title, args.metric, args.bar)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.out, dpi=DPI)
+    save_png(figure, args.out)
     print(f"wrote {args.out}")
     return args.out
 

@@ -161,3 +161,10 @@ def test_regression_figures_and_saliency_reach_tensorboard(compose_cfg, tmp_path
     assert "val/pred_vs_target" in tags["images"]
     assert "val/error" in tags["histograms"]
     assert {f"val/saliency/x{j}" for j in range(5)} <= set(tags["scalars"])
+
+
+def test_cosine_with_a_zero_gradient_is_nan_not_orthogonal() -> None:
+    objective, net, x, y = seed_line(0.0)  # λ = 0: the L2 term has no gradient
+    value = objective({"pred": net(x), "target": y})
+    norm_mse, norm_l2, _, cosine = attribution(objective, value, list(net.parameters()), 0)
+    assert norm_mse > 0 and norm_l2 == 0 and math.isnan(cosine)

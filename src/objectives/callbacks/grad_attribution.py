@@ -8,6 +8,7 @@ second forward pass) and logs
     train/grad_norm/<term>        ‖∂(w_i·L_i)/∂θ‖
     train/grad_norm/objective     ‖∂J/∂θ‖ (the sum of the term gradients)
     train/grad_cos/<a>__<b>       cosine between two terms' gradients: < 0, they fight
+                                  (NaN when either gradient is zero: no direction)
 
 The seed's NumPy example prints exactly these pieces (dw_loss, dw_reg, dw_total) for its
 line. Values reach the loggers without a host-device sync (see DeferredStepValues).
@@ -39,7 +40,8 @@ def attribution(
         return torch.cat([norms, total])
     gram = grads @ grads.T
     i, j = torch.triu_indices(len(grads), len(grads), offset=1, device=grads.device)
-    cosines = gram[i, j] / (norms[i] * norms[j]).clamp_min(1e-30)
+    # a term with no gradient (weight 0, or it does not reach θ) has no direction: NaN, not 0
+    cosines = gram[i, j] / (norms[i] * norms[j])
     return torch.cat([norms, total, cosines])
 
 

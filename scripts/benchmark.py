@@ -50,13 +50,18 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+)
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from objectives.assemble import Assembled, assemble
-from objectives.callbacks import GradientAttribution, ObjectiveLayout, ParameterStats
+from objectives.assemble import Assembled, assemble, instantiate_all
+from objectives.callbacks import GradientAttribution, ParameterStats
 from objectives.cli import quiet_irrelevant_warnings
 from objectives.config import config_dir
 
@@ -205,14 +210,19 @@ def fit(
         enable_model_summary=False,
         callbacks=[timer, *callbacks],
     )
-    trainer.fit(module, datamodule=parts.datamodule)
+    if isinstance(module, BareModule):  # no validation_step: hand it the training batches only
+        trainer.fit(module, train_dataloaders=parts.datamodule.train_dataloader())
+    else:
+        trainer.fit(module, datamodule=parts.datamodule)
     return timer.seconds_per_step
 
 
 def default_callbacks() -> list[Callback]:
-    """The default config's callbacks that act during training (checkpoints, the LR monitor
-    and the progress bar aside)."""
-    return [GradientAttribution(25), ParameterStats(25), ObjectiveLayout()]
+    """The default config's callbacks, as configured, that act on a run without validation:
+    checkpoints (they monitor val/objective), the LR monitor and the progress bar aside."""
+    skip = (ModelCheckpoint, LearningRateMonitor, RichProgressBar)
+    callbacks = instantiate_all(compose_work("mlp").callbacks)
+    return [c for c in callbacks if not isinstance(c, skip)]
 
 
 def stack(work: str, device: str, epochs: int, logged: bool, callbacks=default_callbacks):

@@ -33,6 +33,7 @@ class InputSaliency(Callback):
             or trainer.current_epoch % self.every_n_epochs
             or not trainer.is_global_zero
             or trainer.datamodule is None
+            or not trainer.limit_val_batches  # validation switched off: no batch to explain
         ):
             return
         writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]

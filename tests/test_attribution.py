@@ -137,7 +137,7 @@ def test_input_saliency_is_the_mean_absolute_input_gradient(compose_cfg, tmp_pat
     logger = TensorBoardLogger(str(tmp_path), name="", version="")
     trainer = SimpleNamespace(
         current_epoch=0, is_global_zero=True, datamodule=parts.datamodule,
-        loggers=[logger], global_step=7,
+        loggers=[logger], global_step=7, limit_val_batches=1.0,
     )  # fmt: skip
     InputSaliency(every_n_epochs=1).on_train_epoch_end(trainer, parts.module)
     logger.experiment.flush()

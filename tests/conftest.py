@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -60,3 +63,16 @@ def config_error_of(job: Callable[[], object]) -> str:
     assert isinstance(cause, ConfigError), repr(err.value)
     assert "\n" not in str(cause)
     return str(cause)
+
+
+def load_script(name: str) -> ModuleType:
+    """`scripts/<name>.py` as a module (registered first: dataclasses look their module up)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +11,7 @@ import matplotlib.image as mpimg
 import pytest
 
 from objectives.config import config_dir, group_options
+from tests.conftest import load_script as load_conftest_script
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "plot_losses.py"
 
@@ -23,14 +22,7 @@ BAD = [2.0, 1.0, 5.0, 2.0, 7.0]
 
 
 def load_script() -> ModuleType:
-    if "plot_losses" in sys.modules:
-        return sys.modules["plot_losses"]
-    spec = importlib.util.spec_from_file_location("plot_losses", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["plot_losses"] = module  # dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    return module
+    return load_conftest_script("plot_losses")
 
 
 def parse_tables(text: str) -> dict[str, dict[str, str]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from objectives.train import train
+from tests.conftest import load_script as load_conftest_script
 from tests.conftest import read_scalars
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "plot_run.py"
@@ -21,14 +20,7 @@ EPOCHS = 3
 
 
 def load_script() -> ModuleType:
-    if "plot_run" in sys.modules:
-        return sys.modules["plot_run"]
-    spec = importlib.util.spec_from_file_location("plot_run", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["plot_run"] = module  # dataclasses look their module up while defined
-    spec.loader.exec_module(module)
-    return module
+    return load_conftest_script("plot_run")
 
 
 def axes_by_panel(figure) -> dict[str, object]:

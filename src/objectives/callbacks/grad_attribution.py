@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from objectives.errors import ConfigError
+from objectives.callbacks.interval import check_interval
 from objectives.objective import Objective, ObjectiveValue
 from objectives.tasks.step_values import DeferredStepValues
 
@@ -57,12 +57,9 @@ class GradientAttribution(Callback):
     """Per-term gradient norms and pairwise cosines, every `every_n_steps` steps (0: off)."""
 
     def __init__(self, every_n_steps: int = 25) -> None:
-        if not isinstance(every_n_steps, int) or every_n_steps < 0:
-            raise ConfigError(
-                f"callbacks.grad_attribution.every_n_steps must be an integer ≥ 0 (0 is off), "
-                f"got {every_n_steps!r}"
-            )
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = check_interval(
+            every_n_steps, "callbacks.grad_attribution.every_n_steps"
+        )
         self._values: DeferredStepValues | None = None
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:

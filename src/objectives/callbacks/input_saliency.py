@@ -15,17 +15,14 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from objectives.errors import ConfigError
+from objectives.callbacks.interval import check_interval
 
 
 class InputSaliency(Callback):
     def __init__(self, every_n_epochs: int = 10) -> None:
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 0:
-            raise ConfigError(
-                "callbacks.input_saliency.every_n_epochs must be an integer ≥ 0 (0 is off), "
-                f"got {every_n_epochs!r}"
-            )
-        self.every_n_epochs = every_n_epochs
+        self.every_n_epochs = check_interval(
+            every_n_epochs, "callbacks.input_saliency.every_n_epochs"
+        )
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if (

@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from objectives.errors import ConfigError
+from objectives.callbacks.interval import check_interval
 from objectives.tasks.step_values import DeferredStepValues
 
 
@@ -24,12 +24,9 @@ class ParameterStats(Callback):
     def __init__(
         self, every_n_steps: int = 25, histograms: bool = True, histogram_every_n_epochs: int = 10
     ) -> None:
-        if not isinstance(every_n_steps, int) or every_n_steps < 0:
-            raise ConfigError(
-                "callbacks.parameter_stats.every_n_steps must be an integer ≥ 0 (0 is off), "
-                f"got {every_n_steps!r}"
-            )
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = check_interval(
+            every_n_steps, "callbacks.parameter_stats.every_n_steps"
+        )
         self.histograms = histograms
         # a histogram costs ~1 ms a tensor: every epoch would add ~0.4 ms a step on digits
         self.histogram_every_n_epochs = max(1, int(histogram_every_n_epochs))

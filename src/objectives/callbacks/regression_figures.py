@@ -16,17 +16,14 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
-from objectives.errors import ConfigError
+from objectives.callbacks.interval import check_interval
 
 
 class RegressionFigures(Callback):
     def __init__(self, every_n_epochs: int = 10) -> None:
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 0:
-            raise ConfigError(
-                "callbacks.regression_figures.every_n_epochs must be an integer ≥ 0 "
-                f"(0 is off), got {every_n_epochs!r}"
-            )
-        self.every_n_epochs = every_n_epochs
+        self.every_n_epochs = check_interval(
+            every_n_epochs, "callbacks.regression_figures.every_n_epochs"
+        )
         self._pred: list[Tensor] = []
         self._target: list[Tensor] = []
 

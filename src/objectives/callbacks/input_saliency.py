@@ -13,9 +13,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from objectives.callbacks.interval import check_interval
+from objectives.writers import tensorboard_writers
 
 
 class InputSaliency(Callback):
@@ -33,7 +33,7 @@ class InputSaliency(Callback):
             or not trainer.limit_val_batches  # validation switched off: no batch to explain
         ):
             return
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        writers = tensorboard_writers(trainer.loggers)
         if not writers:
             return
         inputs, *rest = next(iter(trainer.datamodule.val_dataloader()))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
+
+from objectives.writers import tensorboard_writers
 
 STAGES = ("train", "train_epoch", "val", "test")
 
@@ -40,6 +41,5 @@ class ObjectiveLayout(Callback):
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_custom_scalars(objective_layout())
+        for writer in tensorboard_writers(trainer.loggers):
+            writer.add_custom_scalars(objective_layout())

@@ -10,10 +10,10 @@ from __future__ import annotations
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 
 from objectives.callbacks.interval import check_interval
 from objectives.tasks.step_values import DeferredStepValues
+from objectives.writers import tensorboard_writers
 
 
 class ParameterStats(Callback):
@@ -52,7 +52,7 @@ class ParameterStats(Callback):
             return
         if trainer.current_epoch % self.histogram_every_n_epochs:
             return
-        writers = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        writers = tensorboard_writers(trainer.loggers)
         for name, param in module.model.named_parameters():
             for writer in writers:
                 # 64 fixed bins: TensorBoard's default "tensorflow" bins cost ~3x as much

@@ -13,10 +13,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
 from objectives.callbacks.interval import check_interval
+from objectives.writers import tensorboard_writers
 
 
 class RegressionFigures(Callback):
@@ -33,7 +33,7 @@ class RegressionFigures(Callback):
             and not trainer.sanity_checking
             and trainer.is_global_zero
             and trainer.current_epoch % self.every_n_epochs == 0
-            and any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers)
+            and bool(tensorboard_writers(trainer.loggers))
         )
 
     def on_validation_batch_end(
@@ -61,9 +61,7 @@ class RegressionFigures(Callback):
         axes.set(xlabel="target y", ylabel="prediction ŷ", title=f"epoch {trainer.current_epoch}")
         axes.legend()
         axes.grid(alpha=0.3)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                writer = logger.experiment
-                writer.add_figure("val/pred_vs_target", figure, trainer.global_step, close=False)
-                writer.add_histogram("val/error", pred - target, trainer.global_step, bins=64)
+        for writer in tensorboard_writers(trainer.loggers):
+            writer.add_figure("val/pred_vs_target", figure, trainer.global_step, close=False)
+            writer.add_histogram("val/error", pred - target, trainer.global_step, bins=64)
         plt.close(figure)

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
@@ -28,6 +27,7 @@ from torchmetrics import Metric, MetricCollection
 from objectives.objective import Objective, ObjectiveValue
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.tasks.term_means import TermMeans
+from objectives.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class ObjectiveModule(L.LightningModule):
         """Draw a tensor-valued metric with its own `plot` and send it to TensorBoard."""
         if self.trainer.sanity_checking or not self.trainer.is_global_zero:
             return
-        writers = [lg.experiment for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        writers = tensorboard_writers(self.loggers)
         if not writers:
             return
         import matplotlib.pyplot as plt  # imported here: only runs that draw need it
@@ -185,9 +185,8 @@ class ObjectiveModule(L.LightningModule):
             implicit = implicit_regularization(self.model)
             if implicit:
                 log.info("Model regularization (not a term of J): %s", implicit)
-        for logger in self.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_text("objective", self.objective_markdown(), self.global_step)
+        for writer in tensorboard_writers(self.loggers):
+            writer.add_text("objective", self.objective_markdown(), self.global_step)
 
     def objective_markdown(self) -> str:
         """The formula and a table of its terms, as TensorBoard's text tab shows it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 from typing import TYPE_CHECKING
 
 import hydra
@@ -72,8 +73,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    """Returns `val/objective`, the value a Hydra sweeper minimises."""
-    return run_job(train, cfg).get("val/objective")
+    """Returns `optimized_metric` (default `val/objective`), the value a Hydra sweeper
+    minimises. Inside a multirun a failing job is recorded, not raised (see sweeps/)."""
+    from objectives.sweeps import record_job
+    from objectives.sweeps.job_record import in_multirun
+
+    if in_multirun():
+        return run_job(partial(record_job, train), cfg)
+    return run_job(train, cfg).get(cfg.get("optimized_metric") or "val/objective")
 
 
 GROUPS = [

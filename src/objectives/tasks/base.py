@@ -41,6 +41,9 @@ class ObjectiveModule(L.LightningModule):
 
     task_name: ClassVar[str] = "task"
     produces: ClassVar[tuple[str, ...]] = ()
+    # the metric a sweep summary compares jobs by (as `test/<name>`): it does not depend on
+    # the objective, so runs with different losses or weights are comparable
+    primary_metric: ClassVar[str] = "objective"
 
     def __init__(
         self,

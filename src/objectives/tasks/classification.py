@@ -31,6 +31,7 @@ class ClassificationModule(ObjectiveModule):
 
     task_name = "classification"
     produces = ("logits", "target", "binary_logit", "binary_target")
+    primary_metric = "acc"
     BINARY_OUTPUTS = ("binary_logit", "binary_target")
 
     def __init__(self, model: nn.Module, objective: Objective, num_classes: int, **kwargs: Any):

@@ -16,6 +16,7 @@ class RegressionModule(ObjectiveModule):
 
     task_name = "regression"
     produces = ("pred", "target")
+    primary_metric = "mse"
 
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         inputs, target = batch

@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from objectives.config import config_dir
+from objectives.config import config_dir, register_resolvers
 from objectives.errors import ConfigError, unwrap_config_error
 
 # Keep end-to-end runs short and quiet; each test adds its own overrides.
@@ -28,6 +28,7 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     writing into a temporary run folder."""
 
     def _compose(*overrides: str, config: str = "train", fast: bool = True) -> DictConfig:
+        register_resolvers()
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             extra = FAST if (fast and config == "train") else []

@@ -56,6 +56,44 @@ def test_ranks_take_disjoint_batches_that_cover_the_epoch() -> None:
     assert sorted(shards[0] + shards[1]) == list(range(40))
 
 
+def test_training_shards_are_the_big_batches_of_one_process() -> None:
+    """DDP with batch b on w ranks sees, step for step, the rows one process sees with w·b."""
+    data = (torch.arange(70),)
+    single = [
+        sorted(b[0].tolist())
+        for b in InMemoryBatches(data, 32, shuffle=True, drop_last=True, seed=4, epoch=lambda: 2)
+    ]
+    ranks = [
+        [
+            b[0].tolist()
+            for b in InMemoryBatches(
+                data,
+                16,
+                shuffle=True,
+                drop_last=True,
+                seed=4,
+                epoch=lambda: 2,
+                rank=r,
+                world_size=2,
+            )
+        ]
+        for r in range(2)
+    ]
+    assert len(ranks[0]) == len(ranks[1]) == len(single) == 2
+    assert [sorted(a + b) for a, b in zip(*ranks, strict=True)] == single
+
+
+@pytest.mark.parametrize(("num_rows", "world_size"), [(15, 2), (7, 3), (2, 2), (33, 4)])
+def test_evaluation_shards_split_the_rows_exactly_once(num_rows: int, world_size: int) -> None:
+    """No padding, no repeats, every rank gets rows: epoch means reduce to the exact value."""
+    data = (torch.arange(num_rows),)
+    shards = [
+        rows(InMemoryBatches(data, 16, rank=r, world_size=world_size)) for r in range(world_size)
+    ]
+    assert sorted(sum(shards, [])) == list(range(num_rows))
+    assert all(shards) and max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
 def test_line_source_is_the_seeds_line() -> None:
     x, y = line()
     assert x.shape == (100, 1) and y.shape == (100, 1)

@@ -17,10 +17,13 @@ from objectives.errors import ConfigError, unwrap_config_error
 T = TypeVar("T")
 
 # Lightning warnings that do not apply here: per-step values are logged by global step
-# (across epoch boundaries), and LeafSpec is Lightning's own use of a torch API.
+# (across epoch boundaries), LeafSpec is Lightning's own use of a torch API, and epoch
+# values are reduced across processes before `self.log` (TermMeans), so `sync_dist`
+# would reduce them twice.
 IRRELEVANT_WARNINGS = (
     r"The number of training batches \(\d+\) is smaller than the logging interval",
     r".*isinstance\(treespec, LeafSpec\)",
+    r"It is recommended to use `self.log\(.*sync_dist=True\)`",
 )
 
 

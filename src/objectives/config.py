@@ -13,6 +13,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
+def register_resolvers() -> None:
+    """The `${run_stamp:}` and `${rank_suffix:}` the run folder and log names use."""
+    from objectives.distributed import rank_suffix, run_stamp
+
+    OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("rank_suffix", rank_suffix, replace=True)
+
+
 def config_dir() -> Path:
     override = os.environ.get("OBJECTIVES_CONFIG_DIR")
     return Path(override) if override else Path(__file__).resolve().parents[2] / "configs"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
@@ -46,6 +47,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, object]:
     return out
 
 
+@rank_zero_only  # the other processes of a multi-device run hold no writer
 def log_hparams(
     loggers: list[Logger], params: dict[str, object], metrics: Mapping[str, float]
 ) -> None:

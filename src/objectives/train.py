@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from objectives.cli import run_job, usage, wants_help
-from objectives.config import config_dir
+from objectives.config import config_dir, register_resolvers
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,6 +42,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
 
     from objectives.assemble import assemble, instantiate_all, instantiate_loggers
+    from objectives.distributed import use_job_command_for_children
     from objectives.hparams import hparams_of, log_hparams
 
     if cfg.get("seed") is not None:
@@ -51,6 +52,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
     )
+    use_job_command_for_children(trainer)
     trainer.fit(
         parts.module, datamodule=parts.datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
     )
@@ -99,6 +101,7 @@ def main() -> float | None:
     if wants_help(sys.argv):
         print(usage("train", GROUPS, KEYS))
         return None
+    register_resolvers()
     return hydra_main()
 
 

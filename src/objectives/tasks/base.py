@@ -141,9 +141,13 @@ class ObjectiveModule(L.LightningModule):
 
     def _log_epoch_values(self, stage: str) -> None:
         means = self.term_means[EPOCH_PREFIX[stage]]
-        if not means.updated:
+        if not means.updated and self.trainer.world_size == 1:
+            return  # with several processes every rank joins the reduction, rows or not
+        reduced = means.compute(
+            lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"), device=self.device
+        )
+        if reduced is None:
             return
-        reduced = means.compute(lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"))
         values = dict(zip(self._tags[stage], reduced, strict=True))
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:

@@ -1,10 +1,14 @@
 """Epoch means of the objective and its terms, one vector per stage.
 
-One buffer holds Σ batch_size·[objective, terms..., raws...] for the epoch, so a step
+One tensor holds Σ batch_size·[objective, terms..., raws...] for the epoch, so a step
 costs one in-place add (about 6 µs on a CPU; a torchmetrics `Metric` costs about 35 µs
 a call for the same add, and per-term `self.log` about 0.2 ms a call). At the epoch's
 end the sums and the row count are reduced across processes in one all-reduce, which
 weights every batch by its size when batches differ.
+
+The sums are deliberately not a registered buffer: DistributedDataParallel copies rank
+0's buffers over every other rank's before each forward, which would wipe each rank's
+own sums.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ class TermMeans(nn.Module):
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        self.register_buffer("sums", torch.zeros(size), persistent=False)
+        self.size = size
+        self.sums: Tensor | None = None  # allocated on the device of the first values
         self.rows = 0  # a Python int: counting rows never touches the device
 
     @property
@@ -28,15 +33,26 @@ class TermMeans(nn.Module):
         return self.rows > 0
 
     def update(self, values: Tensor, batch_size: int) -> None:
+        if self.sums is None or self.sums.device != values.device:
+            self.sums = torch.zeros(self.size, device=values.device)
         self.sums.add_(values.detach(), alpha=batch_size)
         self.rows += batch_size
 
-    def compute(self, reduce_sum: Callable[[Tensor], Tensor] = lambda t: t) -> Tensor:
-        """The means, after `reduce_sum` adds up every process's sums and rows."""
-        packed = torch.cat([self.sums, self.sums.new_tensor([self.rows])])
-        packed = reduce_sum(packed)
+    def compute(
+        self,
+        reduce_sum: Callable[[Tensor], Tensor] = lambda t: t,
+        device: torch.device | None = None,
+    ) -> Tensor | None:
+        """The means, after `reduce_sum` adds up every process's sums and rows; None when no
+        process saw a row. Every process must call it (the reduction is collective); one
+        that saw no rows contributes zeros on `device`."""
+        sums = self.sums if self.sums is not None else torch.zeros(self.size, device=device)
+        packed = reduce_sum(torch.cat([sums, sums.new_tensor([self.rows])]))
+        if packed[-1].item() == 0:  # one sync an epoch, not a step
+            return None
         return packed[:-1] / packed[-1]
 
     def reset(self) -> None:
-        self.sums.zero_()
+        if self.sums is not None:
+            self.sums.zero_()
         self.rows = 0

@@ -90,7 +90,7 @@ def test_evaluation_shards_split_the_rows_exactly_once(num_rows: int, world_size
     shards = [
         rows(InMemoryBatches(data, 16, rank=r, world_size=world_size)) for r in range(world_size)
     ]
-    assert sorted(sum(shards, [])) == list(range(num_rows))
+    assert sorted(row for shard in shards for row in shard) == list(range(num_rows))
     assert all(shards) and max(map(len, shards)) - min(map(len, shards)) <= 1
 
 

@@ -56,7 +56,7 @@ def test_two_processes_give_the_single_process_values_in_one_run_folder(
     assert {p.parent for p in tmp_path.rglob("events.out.tfevents.*")} == {folder / "tensorboard"}
     distributed = read_scalars(folder / "tensorboard")
 
-    single_cfg = compose_cfg("data.batch_size=64", *RUN, fast=False, *QUIET)
+    single_cfg = compose_cfg("data.batch_size=64", *RUN, *QUIET, fast=False)
     train(single_cfg)
     single = read_scalars(tmp_path / "tensorboard")
 

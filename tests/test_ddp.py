@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,17 @@ def test_run_folder_is_shared_by_the_processes_of_one_external_launch(monkeypatc
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
     with pytest.raises(SharedRunFolderError, match="--rdzv-id"):
         run_stamp()
+
+
+def test_a_torchrun_launch_without_a_shared_id_stops_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "TORCHELASTIC_RUN_ID": "none", "WORLD_SIZE": "2", "RANK": "0"}
+    run = subprocess.run(
+        [sys.executable, "train.py", f"paths.log_dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "error: torchrun without a rendezvous id: each process would write its own run "
+        "folder; pass --standalone (one node) or --rdzv-id=<id>, or set hydra.run.dir"
+    ]
+    assert not tmp_path.joinpath("train").exists()

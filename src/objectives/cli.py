@@ -32,6 +32,21 @@ def quiet_irrelevant_warnings() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+def start(hydra_main: Callable[[], T]) -> T:
+    """Run a Hydra entry point: register the run-folder resolvers, and refuse a launch whose
+    processes could not share one run folder with one line instead of a traceback."""
+    from objectives.config import register_resolvers
+    from objectives.distributed import SharedRunFolderError, run_stamp
+
+    register_resolvers()
+    if not any(arg.startswith("hydra.run.dir=") for arg in sys.argv[1:]):
+        try:
+            run_stamp()
+        except SharedRunFolderError as err:
+            sys.exit(f"error: {err}")
+    return hydra_main()
+
+
 def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
     quiet_irrelevant_warnings()
     try:

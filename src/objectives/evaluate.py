@@ -16,8 +16,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from objectives.cli import run_job, usage, wants_help
-from objectives.config import config_dir, register_resolvers
+from objectives.cli import run_job, start, usage, wants_help
+from objectives.config import config_dir
 from objectives.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,7 @@ def main() -> None:
     if wants_help(sys.argv):
         print(usage("eval", ["trainer", "logger"], KEYS))
         return
-    register_resolvers()
-    hydra_main()
+    start(hydra_main)
 
 
 if __name__ == "__main__":

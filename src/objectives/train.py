@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from objectives.cli import run_job, usage, wants_help
-from objectives.config import config_dir, register_resolvers
+from objectives.cli import run_job, start, usage, wants_help
+from objectives.config import config_dir
 
 if TYPE_CHECKING:
     from torch import nn
@@ -101,8 +101,7 @@ def main() -> float | None:
     if wants_help(sys.argv):
         print(usage("train", GROUPS, KEYS))
         return None
-    register_resolvers()
-    return hydra_main()
+    return start(hydra_main)
 
 
 if __name__ == "__main__":

@@ -49,13 +49,19 @@ def hparams_of(cfg: DictConfig) -> dict[str, object]:
 
 @rank_zero_only  # the other processes of a multi-device run hold no writer
 def log_hparams(
-    loggers: list[Logger], params: dict[str, object], metrics: Mapping[str, float]
+    loggers: list[Logger],
+    params: dict[str, object],
+    metrics: Mapping[str, float],
+    experiment: bool = True,
 ) -> None:
+    """`experiment=False` writes only this run's session: a sweep writes one experiment
+    for all its jobs at its root (sweeps/hparams_tab.py), so every job's settings and
+    metrics are columns of the same table."""
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            experiment, start, end = hparams(params, dict(metrics))
+            summaries = hparams(params, dict(metrics))
             writer = logger.experiment._get_file_writer()
-            for summary in (experiment, start, end):
+            for summary in summaries if experiment else summaries[1:]:
                 writer.add_summary(summary)
             writer.flush()
         else:

@@ -44,6 +44,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.assemble import assemble, instantiate_all, instantiate_loggers
     from objectives.distributed import use_job_command_for_children
     from objectives.hparams import hparams_of, log_hparams
+    from objectives.sweeps.job_record import in_multirun
 
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -67,7 +68,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
-    log_hparams(loggers, hparams_of(cfg), final)
+    log_hparams(loggers, hparams_of(cfg), final, experiment=not in_multirun())
     for name, value in sorted(final.items()):
         log.info("%-22s %.6g", name, value)
     return metrics

@@ -9,7 +9,8 @@ from disk, so it works the same with any launcher (basic, joblib, submitit).
 `job.json` holds: `job` (Hydra's job number), `overrides` (this job's command-line
 overrides), `status` (`ok` or `failed`), `reason` (one line, empty when ok), `wall_s`,
 `metrics` (final `val/…` and `test/…` values) and `primary` (the task's headline metric,
-e.g. `test/mse`, for the summary's bar chart).
+e.g. `test/mse`, for the summary's bar chart) and `hparams` (the settings TensorBoard's
+HParams tab shows, see hparams.py).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def record_job(job: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -
     from hydra.core.hydra_config import HydraConfig
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+    from objectives.hparams import hparams_of
+
     hydra_cfg = HydraConfig.get()
     watched = cfg.get("optimized_metric") or "val/objective"
     start = time.perf_counter()
@@ -89,6 +92,7 @@ def record_job(job: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -
             "wall_s": round(time.perf_counter() - start, 3),
             "metrics": {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))},
             "primary": primary_metric(cfg),
+            "hparams": hparams_of(cfg),
         }
         path = Path(hydra_cfg.runtime.output_dir) / JOB_FILE
         path.write_text(json.dumps(record, indent=2, allow_nan=True) + "\n")

@@ -12,7 +12,7 @@ from typing import TypeVar
 from omegaconf import DictConfig
 
 from objectives.config import group_options
-from objectives.errors import ConfigError, unwrap_config_error
+from objectives.errors import USER_ERRORS, unwrap_config_error
 
 T = TypeVar("T")
 
@@ -24,6 +24,8 @@ IRRELEVANT_WARNINGS = (
     r"The number of training batches \(\d+\) is smaller than the logging interval",
     r".*isinstance\(treespec, LeafSpec\)",
     r"It is recommended to use `self.log\(.*sync_dist=True\)`",
+    # task.nonfinite=skip returns None from training_step on purpose
+    r"`training_step` returned `None`",
 )
 
 
@@ -53,7 +55,7 @@ def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
         return job(cfg)
     except Exception as err:
         cause = unwrap_config_error(err)
-        if not isinstance(cause, ConfigError):
+        if not isinstance(cause, USER_ERRORS):
             raise
         sys.exit(f"error: {cause}")
 

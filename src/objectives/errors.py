@@ -1,7 +1,6 @@
-"""The one exception a user sees for a configuration that cannot work.
+"""The exceptions a user sees as one line: what went wrong and how to fix it.
 
-It is raised before training starts and its message is a single line that names
-the cause and the fix; entry points print it without a traceback.
+Entry points print them as `error: ...` without a traceback and exit with status 1.
 """
 
 
@@ -9,11 +8,19 @@ class ConfigError(ValueError):
     """A configuration that cannot be trained, reported before any training."""
 
 
+class NonFiniteObjective(RuntimeError):
+    """The objective or a term became NaN/±Inf; the message names them, the step and stage."""
+
+
+USER_ERRORS = (ConfigError, NonFiniteObjective)
+
+
 def unwrap_config_error(err: BaseException) -> BaseException:
-    """The ConfigError behind a wrapper (Hydra wraps errors raised inside `instantiate`)."""
+    """The user error behind a wrapper (Hydra wraps errors raised inside `instantiate`), or
+    `err` itself when there is none."""
     cause: BaseException | None = err
     while cause is not None:
-        if isinstance(cause, ConfigError):
+        if isinstance(cause, USER_ERRORS):
             return cause
         cause = cause.__cause__
     return err

@@ -7,6 +7,8 @@ loggers without a host-device sync; histograms go to TensorBoard once an epoch.
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -14,6 +16,8 @@ from lightning.pytorch.callbacks import Callback
 from objectives.callbacks.interval import check_interval
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.writers import tensorboard_writers
+
+log = logging.getLogger(__name__)
 
 
 class ParameterStats(Callback):
@@ -56,7 +60,12 @@ class ParameterStats(Callback):
         for name, param in module.model.named_parameters():
             for writer in writers:
                 # 64 fixed bins: TensorBoard's default "tensorflow" bins cost ~3x as much
-                writer.add_histogram(f"params/{name}", param.detach(), trainer.global_step, bins=64)
+                try:
+                    writer.add_histogram(
+                        f"params/{name}", param.detach(), trainer.global_step, bins=64
+                    )
+                except ValueError as err:  # NaN, or a range numpy cannot bin (diverged values)
+                    log.warning("no histogram of %s at step %d: %s", name, trainer.global_step, err)
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self._values is not None:

@@ -15,6 +15,7 @@ processes once and go through `self.log` at the epoch's end.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -24,7 +25,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import Metric, MetricCollection
 
+from objectives.errors import NonFiniteObjective
 from objectives.objective import Objective, ObjectiveValue
+from objectives.tasks.nonfinite import check_policy, describe, non_finite
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.tasks.term_means import TermMeans
 from objectives.writers import tensorboard_writers
@@ -52,8 +55,12 @@ class ObjectiveModule(L.LightningModule):
         optimizer: Callable[[Iterable[nn.Parameter]], Optimizer] | None = None,
         scheduler: Callable[[Optimizer], Any] | None = None,
         train_metrics: bool = True,
+        nonfinite: str = "stop",
     ) -> None:
         super().__init__()
+        self.nonfinite = check_policy(nonfinite)
+        self.skipped_steps = 0  # training steps skipped for a non-finite objective, this epoch
+        self._warned_nonfinite = False
         objective.check_fits(self.produces, task=self.task_name)
         self.model = model
         self.objective = objective.bind(model)
@@ -104,10 +111,15 @@ class ObjectiveModule(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+    def _shared_step(self, batch: Any, stage: str) -> Tensor | None:
         outputs = self.step_outputs(batch)
         value = self.objective(outputs, step=self.global_step)
         stacked = value.stacked()
+        if stage == "train" and self._step_is_non_finite(stacked):
+            if self.nonfinite == "skip":
+                self.skipped_steps += 1
+                return None  # Lightning skips this step's backward and optimizer step
+            self._on_non_finite(stacked, stage)
         self.term_means[EPOCH_PREFIX[stage]].update(stacked, batch_size=len(batch[0]))
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
@@ -118,7 +130,32 @@ class ObjectiveModule(L.LightningModule):
                 self._log_step_values(stacked)
         return value.total
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+    # -- non-finite objective (see nonfinite.py) ----------------------------------------------
+    def _step_is_non_finite(self, stacked: Tensor) -> bool:
+        bad = non_finite(stacked)
+        if self.trainer.world_size > 1:  # every rank must stop or skip together
+            return self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        return bool(bad)
+
+    def _on_non_finite(self, values: Tensor, stage: str) -> None:
+        """Stop with a message naming the bad terms (`stop`), or warn once (`warn`)."""
+        names = self.objective.stacked_names()
+        where = describe(names, values, stage, self.global_step, self.current_epoch)
+        if self.nonfinite != "stop":
+            if not self._warned_nonfinite:
+                log.warning(
+                    "non-finite objective at %s (task.nonfinite=%s: going on)", where, self.nonfinite
+                )
+                self._warned_nonfinite = True
+            return
+        last = newest_checkpoint(self.trainer)
+        kept = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
+        raise NonFiniteObjective(
+            f"non-finite objective at {where}; {kept}. Lower optimizer.lr, check the data "
+            "for NaN, or skip such steps with task.nonfinite=skip"
+        )
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         return self._shared_step(batch, "train")
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
@@ -148,6 +185,11 @@ class ObjectiveModule(L.LightningModule):
         )
         if reduced is None:
             return
+        if stage != "train" and non_finite(reduced):
+            self._on_non_finite(reduced, stage)
+        if stage == "train" and self.nonfinite == "skip":
+            self.log("train_epoch/skipped_steps", float(self.skipped_steps), sync_dist=True)
+            self.skipped_steps = 0
         values = dict(zip(self._tags[stage], reduced, strict=True))
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
@@ -231,6 +273,17 @@ class ObjectiveModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def newest_checkpoint(trainer: L.Trainer) -> str | None:
+    """The checkpoint file written last by any checkpoint callback (None before the first)."""
+    paths = {
+        path
+        for callback in trainer.checkpoint_callbacks
+        for path in (callback.best_model_path, callback.last_model_path)
+        if path and Path(path).is_file()
+    }
+    return max(paths, key=lambda p: Path(p).stat().st_mtime_ns, default=None)
 
 
 def implicit_regularization(model: nn.Module) -> str:

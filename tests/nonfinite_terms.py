@@ -19,4 +19,3 @@ def nan_on_calls(params: Sequence[Tensor], first: int, last: int | None = None) 
     value = sum(p.sum() for p in params) * 0.0
     bad = first <= CALLS["n"] and (last is None or CALLS["n"] <= last)
     return value + float("nan") if bad else value
-

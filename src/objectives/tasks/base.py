@@ -15,8 +15,8 @@ processes once and go through `self.log` at the epoch's end.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
@@ -143,9 +143,8 @@ class ObjectiveModule(L.LightningModule):
         where = describe(names, values, stage, self.global_step, self.current_epoch)
         if self.nonfinite != "stop":
             if not self._warned_nonfinite:
-                log.warning(
-                    "non-finite objective at %s (task.nonfinite=%s: going on)", where, self.nonfinite
-                )
+                note = f"task.nonfinite={self.nonfinite}: going on"
+                log.warning("non-finite objective at %s (%s)", where, note)
                 self._warned_nonfinite = True
             return
         last = newest_checkpoint(self.trainer)

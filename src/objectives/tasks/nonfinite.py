@@ -17,15 +17,12 @@ sync on a GPU); validation and test are checked once an epoch, from their means.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from objectives.errors import ConfigError, NonFiniteObjective
-
-log = logging.getLogger(__name__)
+from objectives.errors import ConfigError
 
 POLICIES = ("stop", "skip", "warn")
 

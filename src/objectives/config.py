@@ -14,10 +14,12 @@ from omegaconf import OmegaConf
 
 
 def register_resolvers() -> None:
-    """The `${run_stamp:}` and `${rank_suffix:}` the run folder and log names use."""
+    """The resolvers the run folder and log names use (configs/hydra/default.yaml)."""
     from objectives.distributed import rank_suffix, run_stamp
+    from objectives.resume import run_folder
 
     OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("run_folder", run_folder, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("rank_suffix", rank_suffix, replace=True)
 
 

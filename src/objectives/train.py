@@ -18,6 +18,8 @@ from omegaconf import DictConfig
 
 from objectives.cli import run_job, start, usage, wants_help
 from objectives.config import config_dir
+from objectives.errors import ConfigError
+from objectives.resume import with_saved_overrides
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.assemble import assemble, instantiate_all, instantiate_loggers
     from objectives.distributed import use_job_command_for_children
     from objectives.hparams import hparams_of, log_hparams
+    from objectives.resume import checkpoint_file, checkpoint_step, purge_after
     from objectives.sweeps.job_record import in_multirun
 
     if cfg.get("seed") is not None:
@@ -54,9 +57,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
     )
     use_job_command_for_children(trainer)
-    trainer.fit(
-        parts.module, datamodule=parts.datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True
-    )
+    ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    if ckpt_path is not None:
+        purge_after(loggers, checkpoint_step(ckpt_path))
+    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     fitted = describe_parameters(parts.module.model)
     if fitted is not None:
@@ -92,7 +96,7 @@ GROUPS = [
 ]  # fmt: skip
 KEYS = {
     "seed": "seeds Python, NumPy and torch (default 42; null: not seeded)",
-    "ckpt_path": "resume training from this checkpoint file",
+    "ckpt_path": "resume: `last` (the newest run) or a .ckpt file, in its own run folder",
     "test": "test the best checkpoint after training (default true)",
     "paths.log_dir": "where run folders go (default logs)",
 }
@@ -102,6 +106,10 @@ def main() -> float | None:
     if wants_help(sys.argv):
         print(usage("train", GROUPS, KEYS))
         return None
+    try:
+        sys.argv = with_saved_overrides(sys.argv, config_dir())
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     return start(hydra_main)
 
 

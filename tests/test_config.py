@@ -39,6 +39,8 @@ def test_every_option_composes(compose_cfg, group: str, option: str) -> None:
     override = f"{group}=[{option}]" if group == "regularizer" else f"{group}={option}"
     if (group, option) == ("data", "mnist"):
         override += " data.root=/any/folder"  # required: there is no default folder
+    if (group, option) == ("data", "csv"):
+        override += " data.path=/any/file.csv data.target=y"  # required: no default file
     if group == "loss" and option == "cross_entropy":
         override += " task=regression"  # composes; refused at assembly (see below)
     cfg = compose_cfg(*override.split())
@@ -73,6 +75,7 @@ DATA_USES = {
     "line": ("regression", ["linear", "mlp"]),
     "synthetic": ("regression", ["linear", "mlp"]),
     "diabetes": ("regression", ["linear", "mlp"]),
+    "csv": ("regression", ["linear", "mlp"]),
     "digits": ("classification", ["mlp", "cnn"]),
     "blobs_images": ("classification", ["mlp", "cnn"]),
     "mnist": ("classification", ["mlp", "cnn"]),
@@ -102,6 +105,10 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
 
         extra.append(f"data.root={write_folder(tmp_path / 'mnist', arrays(40, 10, (8, 8)))}")
         extra.append("data.batch_size=8")
+    if option == "csv":  # a small CSV file, written here
+        from tests.test_bad_data import regression_csv
+
+        extra += [f"data.path={regression_csv(tmp_path / 'data.csv')}", "data.target=y"]
     for model in models:
         parts = assemble(compose_cfg(f"data={option}", f"model={model}", *extra))
         parts.datamodule.setup("fit")
@@ -142,9 +149,11 @@ def test_every_callbacks_option_instantiates(compose_cfg, option: str) -> None:
 @pytest.mark.parametrize("option", group_options("trainer"))
 def test_every_trainer_option_composes_to_its_accelerator(compose_cfg, option: str) -> None:
     cfg = compose_cfg(f"trainer={option}")
-    expected = {"default": "auto", "cpu": "cpu", "gpu": "gpu"}[option]
+    expected = {"default": "auto", "cpu": "cpu", "gpu": "gpu", "ddp": "gpu", "ddp_cpu": "cpu",
+                "mps": "mps"}[option]  # fmt: skip
     assert cfg.trainer.accelerator == expected
-    if option != "gpu" or torch.cuda.is_available():
+    available = {"gpu": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if available.get(expected, True):  # building a DDP trainer starts no process yet
         trainer = instantiate(cfg.trainer, logger=False)
         assert trainer.max_epochs == cfg.trainer.max_epochs
 

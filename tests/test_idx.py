@@ -269,3 +269,34 @@ def test_full_size_mnist_loads_fast(tmp_path):
     out = read_idx(path)
     assert time.perf_counter() - start < 5.0  # ~0.05 s; a per-sample read would take minutes
     assert tuple(out.shape) == (60000, 28, 28) and torch.equal(out, torch.from_numpy(array))
+
+
+def test_gz_name_without_gzip_content(tmp_path):
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(b"<html>not found</html>")
+    with pytest.raises(ConfigError) as err:
+        read_idx(path)
+    assert single_line(err) == (
+        f"{path}: not an IDX file and, despite its .gz name, not gzip-compressed: magic bytes "
+        "3c 68 74 6d (expected 00 00 <type> <ndim>)"
+    )
+    path.write_bytes(idx_bytes(np.array([1, 2], dtype=np.uint8)))  # plain IDX named .gz: read
+    assert read_idx(path).tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(("content", "problem"), [(b"", "0 bytes"), (b"\x00\x00\x08\x00", "0 dim")])
+def test_empty_file_and_zero_dimensions(tmp_path, content, problem):
+    path = tmp_path / "x"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=problem) as err:
+        read_idx(path)
+    assert single_line(err).startswith(f"{path}: ")
+
+
+def test_gz_of_a_folder_is_checked_through_mnist_family(tmp_path):
+    """A corrupt .gz among the four files is named by mnist_family too, not only read_idx."""
+    root = write_folder(tmp_path / "d", arrays(), gz={"test_x"})
+    gz = root / (NAMES["test_x"] + ".gz")
+    gz.write_bytes(gz.read_bytes()[:20])
+    with pytest.raises(ConfigError, match=r"t10k-images-idx3-ubyte\.gz: corrupt or truncated gzip"):
+        mnist_family(root)

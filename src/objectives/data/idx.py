@@ -70,8 +70,9 @@ def read_idx(path: str | Path) -> torch.Tensor:
             f"{path}: shorter than its header: {len(raw)} bytes, IDX needs at least 4"
         )
     if raw[0] != 0 or raw[1] != 0:
+        gz = " and, despite its .gz name, not gzip-compressed" if path.suffix == ".gz" else ""
         raise ConfigError(
-            f"{path}: not an IDX file: magic bytes {raw[:4].hex(' ')} "
+            f"{path}: not an IDX file{gz}: magic bytes {raw[:4].hex(' ')} "
             "(expected 00 00 <type> <ndim>)"
         )
     type_code, ndim = raw[2], raw[3]

@@ -16,6 +16,7 @@ import lightning as L
 from torch import Tensor
 
 from objectives.data.batches import InMemoryBatches
+from objectives.data.checks import checked
 from objectives.data.splits import split_indices
 from objectives.errors import ConfigError
 
@@ -44,6 +45,7 @@ class InMemoryDataModule(L.LightningDataModule):
         stratify: bool = True,
         name: str = "data",
         root: str | None = None,
+        drop_nonfinite: bool = False,
     ) -> None:
         super().__init__()
         if root is not None and not Path(root).is_dir():
@@ -70,6 +72,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.on_device = on_device
         self.stratify = stratify
         self.name = name
+        # rows with NaN/±Inf: refused (False) or dropped with a warning (True); see checks.py
+        self.drop_nonfinite = drop_nonfinite
         self.splits: dict[str, Split] | None = None
 
     # -- loading ---------------------------------------------------------------------------
@@ -83,6 +87,7 @@ class InMemoryDataModule(L.LightningDataModule):
                 raise ConfigError(
                     f"data '{self.name}' ({key}): {len(inputs)} inputs but {len(targets)} targets"
                 )
+        pools = checked(pools, self.source, self.name, self.root, self.drop_nonfinite)
         if "all" in pools:
             fractions = {"val": self.val_fraction, "test": self.test_fraction}
             splits = self._split(pools["all"], fractions)

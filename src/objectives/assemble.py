@@ -7,14 +7,19 @@ config is found here, before any training starts.
 
 from __future__ import annotations
 
+import inspect
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightning as L
+import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from objectives.config import options_that_fit
+from objectives.config import check_required, options_that_fit
 from objectives.errors import ConfigError
 from objectives.models import build_model, call_with_dims
 from objectives.objective import build_objective
@@ -40,8 +45,22 @@ def _task_class(cfg: DictConfig) -> type[ObjectiveModule]:
     return task_cls
 
 
+def _check_targets(task_cls: type[ObjectiveModule], dims: dict, data: str) -> None:
+    """Class labels need a task that takes `num_classes` (real-valued targets are caught by
+    the `num_classes` the classification task asks of the data)."""
+    if "num_classes" in dims and "num_classes" not in inspect.signature(task_cls).parameters:
+        raise ConfigError(
+            f"task {task_cls.task_name} reads real-valued targets, but data {data!r} has "
+            f"{dims['num_classes']} class labels; choose task=classification with a "
+            f"classification loss, e.g. task=classification loss=cross_entropy"
+        )
+
+
 def assemble(cfg: DictConfig) -> Assembled:
     """Build the data module and the task module, checking they fit together."""
+    check_required(cfg)
+    if cfg.get("trainer"):
+        check_trainer(cfg.trainer)
     task_cls = _task_class(cfg)
     objective = build_objective(cfg.get("loss"), cfg.get("regularizer"))
     try:
@@ -51,6 +70,7 @@ def assemble(cfg: DictConfig) -> Assembled:
         raise ConfigError(f"{err}: loss={'|'.join(fitting)}") from None
 
     datamodule = instantiate(cfg.data)
+    _check_targets(task_cls, datamodule.dims, cfg.data.get("name", "the data"))
     network = build_model(instantiate(cfg.model), datamodule.dims)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = call_with_dims(
@@ -59,11 +79,111 @@ def assemble(cfg: DictConfig) -> Assembled:
         group="task",
         model=network,
         objective=objective,
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=checked_optimizer(instantiate(cfg.optimizer), cfg.optimizer),
         scheduler=scheduler,
     )
     module.run_config = run_config(cfg)
     return Assembled(datamodule, module)
+
+
+# torch.optim's "Invalid ... value" messages, and the setting each one is about
+OPTIMIZER_MESSAGES = {
+    "learning rate": "lr",
+    "epsilon": "eps",
+    "beta": "betas",
+    "weight_decay": "weight_decay",
+    "momentum": "momentum",
+    "dampening": "dampening",
+}
+
+
+def checked_optimizer(factory: Callable, node: DictConfig) -> Callable:
+    """The optimizer factory, once it has accepted its settings on a dummy parameter: torch
+    checks them only when the module builds the optimizer, after the trainer started."""
+    try:
+        factory([torch.nn.Parameter(torch.zeros(1))])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(_optimizer_message(factory, node, err)) from None
+    return factory
+
+
+def _optimizer_message(factory: Callable, node: DictConfig, err: Exception) -> str:
+    target = node.get("_target_", "the optimizer")
+    settings = {k: v for k, v in plain(node).items() if not str(k).startswith("_")}
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    key = next((k for phrase, k in OPTIMIZER_MESSAGES.items() if phrase in reason), None)
+    text = [k for k, v in settings.items() if isinstance(v, str)]
+    if key is None and text:  # a number given as text: torch fails comparing it
+        key, reason = text[0], "not a number"
+    if key is None or key not in settings:
+        return f"{target} refused its settings ({reason}); check optimizer.*: {settings}"
+    func = getattr(factory, "func", factory)
+    try:
+        default = inspect.signature(func).parameters[key].default
+    except (KeyError, TypeError, ValueError):
+        default = inspect.Parameter.empty
+    example = f"; e.g. optimizer.{key}={_typed(default)}" if _is_number_or_pair(default) else ""
+    return f"optimizer.{key}={_typed(settings[key])} is refused by {target} ({reason}){example}"
+
+
+def _is_number_or_pair(value: object) -> bool:
+    items = value if isinstance(value, tuple) else (value,)
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in items)
+
+
+def _typed(value: object) -> str:
+    """A value as it is typed on the command line: `0.001`, `[0.9,0.999]`, `abc`."""
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_typed(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_trainer(node: DictConfig) -> None:
+    """Refuse text where the trainer takes a number (`trainer.max_epochs=abc`, which Lightning
+    would only trip over, without a message, once fitting starts), or a float where it takes
+    an integer. Settings the trainer's signature does not type are left to it."""
+    try:
+        hints = typing.get_type_hints(get_class(node._target_).__init__)
+    except Exception:  # an unknown or untyped trainer: nothing to check against
+        return
+    for key in node:
+        if key not in hints or str(key).startswith("_"):
+            continue
+        try:
+            value = plain(node[key])
+        except Exception:  # an interpolation that resolves only inside a Hydra run
+            continue
+        accepted, literals = _accepted(hints[key])
+        example = "10"
+        if isinstance(value, str) and str not in accepted and value not in literals:
+            if literals and not accepted & {int, float}:
+                names = sorted({str(v) for v in literals})
+                wanted, example = "one of " + ", ".join(names), names[0]
+            else:
+                wanted = "an integer" if float not in accepted else "a number"
+        elif isinstance(value, float) and float not in accepted and int in accepted:
+            wanted = "an integer"
+        else:
+            continue
+        raise ConfigError(
+            f"trainer.{key} must be {wanted}, got {value!r}; e.g. trainer.{key}={example}"
+        )
+
+
+def _accepted(hint: object) -> tuple[set[type], set[object]]:
+    """The plain types and literal values a type hint accepts (Optional, Union, Literal)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return set(), set(typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        accepted: set[type] = set()
+        literals: set[object] = set()
+        for arg in typing.get_args(hint):
+            arg_types, arg_literals = _accepted(arg)
+            accepted |= arg_types
+            literals |= arg_literals
+        return accepted, literals
+    return ({origin or hint} if isinstance(origin or hint, type) else {object}), set()
 
 
 def run_config(cfg: DictConfig) -> dict:

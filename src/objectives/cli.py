@@ -4,14 +4,15 @@ a configuration error into one `error: ...` line and exit status 1, without a tr
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from omegaconf import DictConfig
 
-from objectives.config import group_options
+from objectives.config import group_options, missing_value_error
 from objectives.errors import USER_ERRORS, unwrap_config_error
 
 T = TypeVar("T")
@@ -34,12 +35,21 @@ def quiet_irrelevant_warnings() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def start(hydra_main: Callable[[], T]) -> T:
-    """Run a Hydra entry point: register the run-folder resolvers, and refuse a launch whose
-    processes could not share one run folder with one line instead of a traceback."""
+def start(hydra_main: Callable[[], T], groups: Sequence[str] | None = None) -> T:
+    """Run a Hydra entry point: register the run-folder resolvers, and refuse with one line
+    instead of Hydra's list or a traceback an unknown option of a config group (`loss=foo`;
+    `groups`: the groups to check, default every folder of configs/), a required root key
+    left unset (see overrides.py) and a launch whose processes could not share one run
+    folder."""
     from objectives.config import register_resolvers
     from objectives.distributed import SharedRunFolderError, run_stamp
+    from objectives.errors import ConfigError
+    from objectives.overrides import check_command_line
 
+    try:
+        check_command_line(sys.argv[1:], _config_name(hydra_main), groups)
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
     register_resolvers()
     if not any(arg.startswith("hydra.run.dir=") for arg in sys.argv[1:]):
         try:
@@ -49,12 +59,25 @@ def start(hydra_main: Callable[[], T]) -> T:
     return hydra_main()
 
 
+def _config_name(hydra_main: Callable) -> str | None:
+    """The `config_name` a `@hydra.main` function was declared with (kept in its closure)."""
+    try:
+        name = inspect.getclosurevars(hydra_main).nonlocals.get("config_name")
+    except (TypeError, ValueError):
+        return None
+    return name if isinstance(name, str) else None
+
+
 def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
+    """`job(cfg)`, with a user error (a ConfigError, a NonFiniteObjective, a required `???`
+    value left unset) printed as one `error: ...` line and exit status 1."""
     quiet_irrelevant_warnings()
     try:
         return job(cfg)
     except Exception as err:
         cause = unwrap_config_error(err)
+        if not isinstance(cause, USER_ERRORS):
+            cause = missing_value_error(err) or cause
         if not isinstance(cause, USER_ERRORS):
             raise
         sys.exit(f"error: {cause}")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from objectives.config import config_dir, options_sized_by
 from objectives.errors import ConfigError
 
 T = TypeVar("T")
@@ -41,9 +42,11 @@ def call_with_dims(
             )
     missing = [k for k, v in given.items() if v is None and k not in fill]
     if missing:
+        fitting = options_sized_by(group, list(dims))
+        choose = f": {group}={'|'.join(fitting)}" if fitting else ""
         raise ConfigError(
             f"{group} {name} needs {', '.join(missing)}, which the data does not provide "
-            f"(it provides {', '.join(dims)}); choose a {group} made for this data"
+            f"(it provides {', '.join(dims)}); choose a {group} made for this data{choose}"
         )
     try:
         return factory(**fill, **kwargs)
@@ -52,5 +55,47 @@ def call_with_dims(
 
 
 def build_model(factory: Callable[..., nn.Module], dims: Mapping[str, int]) -> nn.Module:
-    """The network, with its data-dependent sizes filled from `dims`."""
-    return call_with_dims(factory, dims, group="model")
+    """The network, with its data-dependent sizes filled from `dims`; on image data it must
+    read a batch of zeros (`model=linear` reads only flat vectors)."""
+    network = call_with_dims(factory, dims, group="model")
+    image = tuple(dims[k] for k in ("in_channels", "height", "width") if k in dims)
+    if len(image) == 3:
+        _check_reads(network, image, dims)
+    return network
+
+
+def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, int]) -> None:
+    """Run `network` once (eval mode, no grad: no state changes) on zeros of the data's
+    input shape, so a network that cannot read them fails now with one line."""
+    import torch
+
+    training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            network(torch.zeros(2, *shape))
+    except RuntimeError as err:
+        fitting = [
+            name
+            for name in options_sized_by("model", list(dims))
+            if _option_class("model", name) is not type(network)
+        ]
+        choose = f": model={'|'.join(fitting)}" if fitting else ""
+        raise ConfigError(
+            f"model {type(network).__name__} cannot read the data's "
+            f"{'×'.join(map(str, shape))} images ({str(err).splitlines()[0]}); "
+            f"choose a model made for this data{choose}"
+        ) from None
+    finally:
+        network.train(training)
+
+
+def _option_class(group: str, name: str) -> object:
+    """The class an option's `_target_` names, or None."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    try:
+        return get_class(OmegaConf.load(config_dir() / group / f"{name}.yaml")._target_)
+    except Exception:
+        return None

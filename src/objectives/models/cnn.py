@@ -9,6 +9,16 @@ from torch import Tensor, nn
 from objectives.errors import ConfigError
 
 
+def _is_size(value: object) -> bool:
+    """A layer width: a positive int (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _listed(values: Sequence[object]) -> str:
+    """`[8,8]`: a list as it is typed on the command line (no spaces)."""
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
 class CNN(nn.Module):
     """conv(32)-ReLU-pool → conv(64)-ReLU-pool → fc(128)-ReLU-dropout → fc(classes).
 
@@ -28,18 +38,41 @@ class CNN(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        channels = [int(c) for c in channels]
-        if not channels or any(c <= 0 for c in channels) or int(hidden) <= 0:
+        if isinstance(channels, str) or not isinstance(channels, Sequence):
             raise ConfigError(
-                f"model channels and hidden size must be positive, got {channels}, {hidden}"
+                f"model.channels must be a list of conv widths, got {channels!r}; "
+                "e.g. model.channels=[32,64]"
             )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {dropout}")
+        channels = list(channels)
+        if not channels or not all(_is_size(c) for c in channels):
+            raise ConfigError(
+                f"model.channels={_listed(channels)} must be one or more positive integers; "
+                "e.g. model.channels=[32,64]"
+            )
+        if not _is_size(hidden):
+            raise ConfigError(
+                f"model.hidden={hidden!r} must be a positive integer; e.g. model.hidden=128"
+            )
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, int | float)
+            or not 0 <= dropout < 1
+        ):
+            raise ConfigError(
+                f"model.dropout must be in [0, 1), got {dropout!r}; e.g. model.dropout=0.1"
+            )
         shrink = 2 ** len(channels)
         if height < shrink or width < shrink:
+            most = min(height, width).bit_length() - 1  # blocks the images can take
+            fix = (
+                f"use at most {most} model.channels, e.g. model.channels={_listed(channels[:most])}"
+                if most > 0
+                else "use a model without pooling, e.g. model=mlp"
+            )
             raise ConfigError(
-                f"model cnn with {len(channels)} conv+pool blocks needs images of at least "
-                f"{shrink}×{shrink}, the data has {height}×{width}; use fewer model.channels"
+                f"model.channels={_listed(channels)} makes {len(channels)} conv+pool blocks, "
+                f"so the cnn needs images of at least {shrink}×{shrink}, but the data has "
+                f"{height}×{width}; {fix}"
             )
         layers: list[nn.Module] = []
         previous = in_channels

@@ -12,6 +12,11 @@ from objectives.errors import ConfigError
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
+def _is_size(value: object) -> bool:
+    """A layer width: a positive int (not a bool, not a float)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 class MLP(nn.Module):
     """in → hidden[0] → ... → hidden[-1] → out, with an activation (and optional dropout)
     after each hidden layer. The seed's regression network is `MLP(5, 1, hidden=(64, 32))`.
@@ -30,11 +35,31 @@ class MLP(nn.Module):
             raise ConfigError(
                 f"model.activation={activation!r} is unknown; choose one of {sorted(ACTIVATIONS)}"
             )
+        if isinstance(hidden, str) or not isinstance(hidden, Sequence):
+            raise ConfigError(
+                f"model.hidden must be a list of layer sizes, got {hidden!r}; "
+                "e.g. model.hidden=[64,32] (or [] for no hidden layer)"
+            )
+        hidden = list(hidden)
+        if not all(_is_size(h) for h in hidden):
+            raise ConfigError(
+                f"model.hidden=[{','.join(str(h) for h in hidden)}]: layer sizes must be "
+                "positive integers; e.g. model.hidden=[64,32]"
+            )
+        if not (_is_size(in_features) and _is_size(out_features)):
+            raise ConfigError(
+                f"model MLP needs in_features and out_features > 0, got {in_features} and "
+                f"{out_features}; leave them null (they are read from the data)"
+            )
         sizes = [in_features, *hidden]
-        if any(int(s) <= 0 for s in [*sizes, out_features]):
-            raise ConfigError(f"model layer sizes must be positive, got {[*sizes, out_features]}")
-        if not 0.0 <= dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {dropout}")
+        if (
+            isinstance(dropout, bool)
+            or not isinstance(dropout, int | float)
+            or not 0 <= dropout < 1
+        ):
+            raise ConfigError(
+                f"model.dropout must be in [0, 1), got {dropout!r}; e.g. model.dropout=0.1"
+            )
         layers: list[nn.Module] = [nn.Flatten()]
         for width_in, width_out in pairwise(sizes):
             layers += [nn.Linear(width_in, width_out), ACTIVATIONS[activation]()]

@@ -1,0 +1,168 @@
+"""Refuse a command line that cannot compose, before Hydra composes it: an unknown option of
+a config group (`loss=foo`), a group set to `null`, or a required (`???`) key of the root
+config left unset (`python eval.py` without `ckpt_path=`).
+
+Hydra's own messages for these are several lines ("Could not find 'loss/foo'", then
+"Available options in 'loss':" and one option per line, plus a hint about
+HYDRA_FULL_ERROR) or a traceback (`experiment=null`; a `???` that `hydra.run.dir` reads);
+here each is one line, like every other configuration error, e.g.
+`unknown loss 'foo'; choose one of: bce, ...`. The command line is parsed with Hydra's own
+argument and override parsers, so sweeps (`-m loss=mse,foo`, `choice(...)`), lists
+(`regularizer=[l1,foo]`) and the `+group=`, `++group=` and `group@pkg=` forms are read the
+way Hydra reads them; anything this module cannot read is left to Hydra. Only the configs
+folder is read: nothing is composed and torch is not imported, so start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from omegaconf import OmegaConf
+
+from objectives.config import config_dir, group_options, package_of, required_value_error
+from objectives.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Override
+
+# Flags that add config folders: options may then live outside configs/, so leave it to Hydra.
+OTHER_CONFIG_SOURCES = ("--config-dir", "-cd", "hydra.searchpath")
+
+
+def check_command_line(
+    argv: Sequence[str], config_name: str | None = None, groups: Sequence[str] | None = None
+) -> None:
+    """Raise a one-line ConfigError for the first override that picks an option no file of
+    its group provides (or `null`), then for a `???` key of the root config `config_name`
+    that no override sets. `groups`: the groups to check (default: every folder of configs/
+    except Hydra's own `hydra`)."""
+    args = parse_command_line(argv)
+    if args is None:
+        return
+    overrides = list(args.overrides or [])
+    if any(arg.startswith(OTHER_CONFIG_SOURCES) for arg in [*argv, *overrides]):
+        return
+    parsed = [p for p in map(parse_override, overrides) if p is not None]
+    chosen = check_group_options(parsed, groups)
+    check_root_required(parsed, args.config_name or config_name, chosen)
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
+    """Hydra's reading of a command line (`overrides`, `config_name`, ...), or None when it
+    does not parse (Hydra then reports it)."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+
+    def refuse(message: str) -> None:  # instead of printing usage and exiting
+        raise ValueError(message)
+
+    parser.error = refuse  # type: ignore[method-assign]
+    try:
+        args, _ = parser.parse_known_args(list(argv))
+    except (ValueError, SystemExit):
+        return None
+    return args
+
+
+@functools.cache
+def _parser() -> OverridesParser:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def parse_override(override: str) -> Override | None:
+    """One override as Hydra reads it; None if its grammar refuses it (Hydra reports that)."""
+    try:
+        return _parser().parse_override(override)
+    except Exception:
+        return None
+
+
+def chosen_options(parsed: Override) -> list[str | None] | None:
+    """The option names an override selects, e.g. `["mse", "foo"]` for `loss=mse,foo`,
+    `[None]` for `loss=null`; None for a deletion, a glob or a range sweep."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    if parsed.is_delete() or parsed.value_type is None:
+        return None
+    value = parsed.value()
+    if value is None:
+        return [None]
+    values = value.list if isinstance(value, ChoiceSweep) else [value]
+    return list(_names(values))
+
+
+def _names(values: Sequence[object]) -> Iterator[str]:
+    for value in values:
+        if isinstance(value, list | tuple):
+            yield from _names(value)
+        elif isinstance(value, str | int | float) and "${" not in str(value):
+            yield str(value)  # not None (no option), an interpolation, a glob or a range
+
+
+def check_group_options(
+    parsed: Sequence[Override], groups: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """Refuse an unknown option or a `null` one; returns the options each group override
+    chose (`{"loss": ["mse"]}`). A key override (`seed=1`, `loss.mse.weight=2`) names no
+    folder of configs/ and is skipped, as are Hydra's own groups (`hydra/launcher=...`)."""
+    root = config_dir()
+    chosen: dict[str, list[str]] = {}
+    for override in parsed:
+        group = override.key_or_group
+        if group == "hydra" or group.startswith("hydra/") or not (root / group).is_dir():
+            continue
+        names = chosen_options(override)
+        if names is None or (groups is not None and group not in groups):
+            continue
+        known = group_options(group)
+        for name in names:
+            if name is None:  # Hydra fails on `experiment=null` with a traceback
+                raise ConfigError(
+                    f"{group}=null selects no {group} option; leave it out to keep the default, "
+                    f"remove the group with ~{group}, or choose one of: {', '.join(known)}"
+                )
+            nested = "/" in name and not name.startswith("/")  # an option in a sub-folder
+            if name not in known and not (nested and (root / group / f"{name}.yaml").is_file()):
+                raise ConfigError(f"unknown {group} {name!r}; choose one of: {', '.join(known)}")
+            chosen.setdefault(group, []).append(name)
+    return chosen
+
+
+def check_root_required(
+    parsed: Sequence[Override], config_name: str | None, chosen: dict[str, list[str]]
+) -> None:
+    """Refuse a top-level `???` key of the root config that no override sets. Hydra resolves
+    its run folder before the job starts, so a `???` it reads fails there with a traceback.
+    Skipped when an option with `# @package _global_` is chosen (an experiment may set it)."""
+    path = config_dir() / f"{config_name}.yaml"
+    if not config_name or not path.is_file():
+        return
+    try:
+        root = OmegaConf.load(path)
+    except Exception:  # a broken root config is Hydra's to report
+        return
+    required = [str(k) for k in root if OmegaConf.is_missing(root, k)]
+    if not required:
+        return
+    defaults = [d for d in root.get("defaults", []) if OmegaConf.is_dict(d)]
+    picks = dict(chosen)
+    for entry in defaults:
+        for group, option in entry.items():
+            if isinstance(option, str) and not str(group).startswith(("override ", "hydra")):
+                picks.setdefault(str(group), [option])
+    for group, options in picks.items():
+        for option in options:
+            file = config_dir() / group / f"{option}.yaml"
+            if file.is_file() and package_of(file.read_text(), group) == "":
+                return
+    given = {override.key_or_group for override in parsed}
+    for key in required:
+        if key not in given:
+            raise required_value_error(key)

@@ -21,9 +21,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
+from objectives.callbacks.deferred import DeferredValuesCallback
 from objectives.callbacks.interval import check_interval
 from objectives.objective import Objective, ObjectiveValue
 from objectives.tasks.step_values import DeferredStepValues
@@ -53,14 +53,14 @@ def attribution_tags(names: list[str]) -> list[str]:
     ]
 
 
-class GradientAttribution(Callback):
+class GradientAttribution(DeferredValuesCallback):
     """Per-term gradient norms and pairwise cosines, every `every_n_steps` steps (0: off)."""
 
     def __init__(self, every_n_steps: int = 25) -> None:
+        super().__init__()
         self.every_n_steps = check_interval(
             every_n_steps, "callbacks.grad_attribution.every_n_steps"
         )
-        self._values: DeferredStepValues | None = None
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._values = DeferredStepValues(attribution_tags(module.objective.names))
@@ -74,7 +74,3 @@ class GradientAttribution(Callback):
         params = [p for p in module.model.parameters() if p.requires_grad]
         stacked = attribution(module.objective, value, params, trainer.global_step).detach()
         self._values.push(trainer.global_step, stacked, trainer.loggers)
-
-    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self._values is not None:
-            self._values.flush(trainer.loggers)

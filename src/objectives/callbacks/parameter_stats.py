@@ -11,8 +11,8 @@ import logging
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 
+from objectives.callbacks.deferred import DeferredValuesCallback
 from objectives.callbacks.interval import check_interval
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.writers import tensorboard_writers
@@ -20,7 +20,7 @@ from objectives.writers import tensorboard_writers
 log = logging.getLogger(__name__)
 
 
-class ParameterStats(Callback):
+class ParameterStats(DeferredValuesCallback):
     """`train/layer_grad_norm/<parameter>` every `every_n_steps` steps (0: off), and
     `params/<parameter>` histograms at the end of every `histogram_every_n_epochs`-th
     training epoch (the first included)."""
@@ -28,6 +28,7 @@ class ParameterStats(Callback):
     def __init__(
         self, every_n_steps: int = 25, histograms: bool = True, histogram_every_n_epochs: int = 10
     ) -> None:
+        super().__init__()
         self.every_n_steps = check_interval(
             every_n_steps, "callbacks.parameter_stats.every_n_steps"
         )
@@ -35,7 +36,6 @@ class ParameterStats(Callback):
         # a histogram costs ~1 ms a tensor: every epoch would add ~0.4 ms a step on digits
         self.histogram_every_n_epochs = max(1, int(histogram_every_n_epochs))
         self._names: list[str] = []
-        self._values: DeferredStepValues | None = None
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._names = [n for n, p in module.model.named_parameters() if p.requires_grad]
@@ -66,7 +66,3 @@ class ParameterStats(Callback):
                     )
                 except ValueError as err:  # NaN, or a range numpy cannot bin (diverged values)
                     log.warning("no histogram of %s at step %d: %s", name, trainer.global_step, err)
-
-    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if self._values is not None:
-            self._values.flush(trainer.loggers)

@@ -259,6 +259,12 @@ class ObjectiveModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
+        # Everything logged up to this checkpoint reaches the disk with it: a run killed later
+        # and resumed from here continues a log without a gap (callbacks flush their own
+        # values first, Lightning calls them before this hook).
+        self._step_values.flush(self.loggers)
+        for writer in tensorboard_writers(self.loggers):
+            writer.flush()
 
     # -- optimisation -------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

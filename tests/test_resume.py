@@ -16,7 +16,7 @@ import torch
 from objectives import checkpoint_io
 from objectives.checkpoint_io import AtomicCheckpointIO
 from objectives.errors import ConfigError
-from objectives.resume import latest_run, resumed_run, with_saved_overrides
+from objectives.resume import checkpoint_step, latest_run, resumed_run, with_saved_overrides
 from objectives.train import train
 from tests.conftest import read_scalars
 
@@ -111,6 +111,17 @@ def test_resume_finds_the_run_of_a_checkpoint_and_the_newest_run(tmp_path: Path)
     assert resumed_run(str(stray), runs) is None  # not a run's: resumed into a new folder
     with pytest.raises(ConfigError, match="does not exist"):
         resumed_run(str(tmp_path / "missing.ckpt"), runs)
+
+
+class NotAWeight:
+    """Pickled as code: loading it would run this module's code."""
+
+
+def test_resume_refuses_a_checkpoint_that_needs_code_to_load(tmp_path: Path) -> None:
+    path = tmp_path / "evil.ckpt"
+    torch.save({"run_config": {}, "global_step": 3, "payload": NotAWeight()}, path)
+    with pytest.raises(ConfigError, match="needs arbitrary code to load and was refused"):
+        checkpoint_step(str(path))
 
 
 def test_saved_overrides_come_first_and_typed_ones_win(tmp_path: Path) -> None:

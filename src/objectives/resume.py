@@ -112,10 +112,11 @@ def with_saved_overrides(argv: Sequence[str], config_dir: Path) -> list[str]:
 
 
 def checkpoint_step(ckpt_path: str) -> int:
-    """The global step a checkpoint was written at."""
-    import torch
+    """The global step a checkpoint was written at. It is read as eval.py reads checkpoints
+    (`weights_only=True`): one that needs code to load is refused before training."""
+    from objectives.evaluate import load_checkpoint
 
-    return int(torch.load(ckpt_path, map_location="cpu", weights_only=True)["global_step"])
+    return int(load_checkpoint(ckpt_path)["global_step"])
 
 
 def purge_after(loggers: Sequence[object], step: int) -> None:

@@ -21,7 +21,10 @@ from tests.conftest import config_error_of
 
 REPO = Path(__file__).resolve().parents[1]
 
-LOSSES = "bce, cross_entropy, focal, huber, log_cosh, mae, mse, multi_margin, quantile, smooth_l1"
+LOSSES = (
+    "bce, cross_entropy, focal, huber, log_cosh, mae, mse, multi_margin, nt_xent, quantile, "
+    "smooth_l1, supcon, triplet"
+)
 
 # (case, command-line overrides, the message: a regex, re.escape'd where given as text)
 CASES = [

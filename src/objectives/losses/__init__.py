@@ -6,6 +6,7 @@ only what torch does not have lives here.
 """
 
 from objectives.losses.classification import FocalLoss
+from objectives.losses.contrastive import TripletLoss, nt_xent, supcon
 from objectives.losses.regression import QuantileLoss, log_cosh
 
-__all__ = ["FocalLoss", "QuantileLoss", "log_cosh"]
+__all__ = ["FocalLoss", "QuantileLoss", "TripletLoss", "log_cosh", "nt_xent", "supcon"]

@@ -71,7 +71,7 @@ def assemble(cfg: DictConfig) -> Assembled:
 
     datamodule = instantiate(cfg.data)
     _check_targets(task_cls, datamodule.dims, cfg.data.get("name", "the data"))
-    network = build_model(instantiate(cfg.model), datamodule.dims)
+    network = build_model(instantiate(cfg.model), task_cls.network_dims(datamodule.dims, cfg.task))
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = call_with_dims(
         instantiate(cfg.task, _partial_=True),

@@ -125,6 +125,11 @@ class InMemoryDataModule(L.LightningDataModule):
             out[key] = (x, y)
         return out
 
+    def split(self, name: str) -> Split:
+        """A whole split's `(inputs, targets)` (on the accelerator once set up), for metrics
+        that judge a model on all of it at once (k-NN, linear probes)."""
+        return self._load()[name]
+
     @property
     def dims(self) -> dict[str, int]:
         """Sizes the model and task must match.

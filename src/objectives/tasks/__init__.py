@@ -2,6 +2,7 @@
 
 from objectives.tasks.base import ObjectiveModule
 from objectives.tasks.classification import ClassificationModule
+from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.regression import RegressionModule
 
-__all__ = ["ClassificationModule", "ObjectiveModule", "RegressionModule"]
+__all__ = ["ClassificationModule", "ContrastiveModule", "ObjectiveModule", "RegressionModule"]

@@ -91,6 +91,12 @@ class ObjectiveModule(L.LightningModule):
         self.step_value: ObjectiveValue | None = None
 
     # -- what a task provides -----------------------------------------------------------------
+    @classmethod
+    def network_dims(cls, dims: Mapping[str, int], task_cfg: Mapping[str, Any]) -> dict[str, int]:
+        """The sizes the network is built to (from the data's `dims`); a task whose network
+        does not end in the data's targets (an encoder) says its own output size here."""
+        return dict(dims)
+
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         """Turn a batch into the named outputs the objective and metrics read."""
         raise NotImplementedError

@@ -52,7 +52,9 @@ def options_sized_by(group: str, dims: Sequence[str]) -> list[str]:
     fitting = []
     for name in group_options(group):
         conf = OmegaConf.load(config_dir() / group / f"{name}.yaml")
-        sizes = [k for k, v in conf.items() if v is None and not str(k).startswith("_")]
+        sizes = [
+            k for k, v in conf.items_ex(resolve=False) if v is None and not str(k).startswith("_")
+        ]
         if all(key in dims for key in sizes):
             fitting.append(name)
     return fitting

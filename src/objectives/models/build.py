@@ -20,6 +20,9 @@ from objectives.errors import ConfigError
 
 T = TypeVar("T")
 
+# every size a data module's `dims` can hold
+DIM_KEYS = ("in_features", "out_features", "in_channels", "height", "width", "num_classes")
+
 
 def call_with_dims(
     factory: Callable[..., T], dims: Mapping[str, int], group: str = "model", **kwargs: Any
@@ -40,7 +43,8 @@ def call_with_dims(
                 f"{group}.{key}={given[key]} but the data has {key}={value}; "
                 f"remove {group}.{key} (it is read from the data)"
             )
-    missing = [k for k, v in given.items() if v is None and k not in fill]
+    # a size left null that the data does not give (other null settings are the factory's)
+    missing = [k for k, v in given.items() if v is None and k not in fill and k in DIM_KEYS]
     if missing:
         fitting = options_sized_by(group, list(dims))
         choose = f": {group}={'|'.join(fitting)}" if fitting else ""

@@ -51,7 +51,7 @@ class ObjectiveModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        objective: Objective,
+        objective: Objective | Mapping[str, Objective],
         optimizer: Callable[[Iterable[nn.Parameter]], Optimizer] | None = None,
         scheduler: Callable[[Optimizer], Any] | None = None,
         train_metrics: bool = True,
@@ -61,13 +61,22 @@ class ObjectiveModule(L.LightningModule):
         self.nonfinite = check_policy(nonfinite)
         self.skipped_steps = 0  # training steps skipped for a non-finite objective, this epoch
         self._warned_nonfinite = False
-        objective.check_fits(self.produces, task=self.task_name)
         self.model = model
-        self.objective = objective.bind(model)
+        # one objective (player ""), or one a player for tasks with several (GAN: gen, disc)
+        if isinstance(objective, Objective):
+            self.objective = objective
+            self._players: dict[str, Objective] = {"": objective}
+        else:
+            self.player_objectives = nn.ModuleDict(dict(objective))
+            self._players = dict(objective)
+        for player, player_objective in self._players.items():
+            player_objective.check_fits(self.produces, task=self.task_name)
+            player_objective.bind(self.player_network(player))
         example = self.example_outputs()
         if example is not None:  # every term runs once now: a bad setting fails at start-up
             with torch.no_grad():
-                self.objective(example)
+                for player_objective in self._players.values():
+                    player_objective(example)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         # metrics cost a few tens of µs a step each; the objective's terms are always kept
@@ -81,10 +90,23 @@ class ObjectiveModule(L.LightningModule):
         self.metrics = nn.ModuleDict(
             {EPOCH_PREFIX[s]: metrics_for[s].clone(prefix=f"{EPOCH_PREFIX[s]}/") for s in STAGES}
         )
-        names = objective.stacked_names()
-        self.term_means = nn.ModuleDict({EPOCH_PREFIX[s]: TermMeans(len(names)) for s in STAGES})
-        self._tags = {stage: [f"{EPOCH_PREFIX[stage]}/{n}" for n in names] for stage in STAGES}
-        self._step_values = DeferredStepValues([f"train/{n}" for n in names])
+        # per (stage, player): the epoch sums, the tags, and the per-step values (train)
+        self.term_means = nn.ModuleDict(
+            {
+                tagged(EPOCH_PREFIX[s], p): TermMeans(len(o.stacked_names()))
+                for s in STAGES
+                for p, o in self._players.items()
+            }
+        )
+        self._tags = {
+            (s, p): [tagged(EPOCH_PREFIX[s], p, n) for n in o.stacked_names()]
+            for s in STAGES
+            for p, o in self._players.items()
+        }
+        self._step_values = {
+            p: DeferredStepValues([tagged("train", p, n) for n in o.stacked_names()])
+            for p, o in self._players.items()
+        }
         # the resolved config that built this module, saved in checkpoints for eval.py
         self.run_config: dict | None = None
         # this training step's ObjectiveValue (with its graph) until the batch ends
@@ -96,6 +118,10 @@ class ObjectiveModule(L.LightningModule):
         """The sizes the network is built to (from the data's `dims`); a task whose network
         does not end in the data's targets (an encoder) says its own output size here."""
         return dict(dims)
+
+    def player_network(self, player: str) -> nn.Module:
+        """The network whose parameters a player's penalties read (all of it, by default)."""
+        return self.model
 
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         """Turn a batch into the named outputs the objective and metrics read."""
@@ -120,21 +146,29 @@ class ObjectiveModule(L.LightningModule):
     def _shared_step(self, batch: Any, stage: str) -> Tensor | None:
         outputs = self.step_outputs(batch)
         value = self.objective(outputs, step=self.global_step)
-        stacked = value.stacked()
-        if stage == "train" and self._step_is_non_finite(stacked):
-            if self.nonfinite == "skip":
-                self.skipped_steps += 1
-                return None  # Lightning skips this step's backward and optimizer step
-            self._on_non_finite(stacked, stage)
-        self.term_means[EPOCH_PREFIX[stage]].update(stacked, batch_size=len(batch[0]))
+        if not self.record(value, stage, batch_size=len(batch[0])):
+            return None  # Lightning skips this step's backward and optimizer step
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
             metrics.update(*self.metric_inputs(outputs))
         if stage == "train":
             self.step_value = value  # for callbacks that read the terms before backward
-            if self.global_step % self.trainer.log_every_n_steps == 0:
-                self._log_step_values(stacked)
         return value.total
+
+    def record(self, value: ObjectiveValue, stage: str, batch_size: int, player: str = "") -> bool:
+        """Account one step's objective value: the non-finite guard (training), the epoch
+        sums, the per-step values. False when the step must be skipped (`nonfinite=skip`).
+        Tasks with their own steps (GAN) call it once a player and step."""
+        stacked = value.stacked()
+        if stage == "train" and self._step_is_non_finite(stacked):
+            if self.nonfinite == "skip":
+                self.skipped_steps += 1
+                return False
+            self._on_non_finite(stacked, stage, player)
+        self.term_means[tagged(EPOCH_PREFIX[stage], player)].update(stacked, batch_size)
+        if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
+            self._log_step_values(stacked, player)
+        return True
 
     # -- non-finite objective (see nonfinite.py) ----------------------------------------------
     def _step_is_non_finite(self, stacked: Tensor) -> bool:
@@ -143,9 +177,9 @@ class ObjectiveModule(L.LightningModule):
             return self.trainer.strategy.reduce_boolean_decision(bad, all=False)
         return bool(bad)
 
-    def _on_non_finite(self, values: Tensor, stage: str) -> None:
+    def _on_non_finite(self, values: Tensor, stage: str, player: str = "") -> None:
         """Stop with a message naming the bad terms (`stop`), or warn once (`warn`)."""
-        names = self.objective.stacked_names()
+        names = [tagged(player, n) for n in self._players[player].stacked_names()]
         where = describe(names, values, stage, self.global_step, self.current_epoch)
         if self.nonfinite != "stop":
             if not self._warned_nonfinite:
@@ -170,32 +204,25 @@ class ObjectiveModule(L.LightningModule):
         return self._shared_step(batch, "test")
 
     # -- logging ------------------------------------------------------------------------------
-    def _log_step_values(self, stacked: Tensor) -> None:
+    def _log_step_values(self, stacked: Tensor, player: str = "") -> None:
         """Per-step values, straight to the loggers (rank 0 only), without a device sync."""
         if self.loggers and self.trainer.is_global_zero:
-            self._step_values.push(self.global_step, stacked, self.loggers)
+            self._step_values[player].push(self.global_step, stacked, self.loggers)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.step_value = None
 
     def on_train_end(self) -> None:
-        self._step_values.flush(self.loggers)
+        for values in self._step_values.values():
+            values.flush(self.loggers)
 
     def _log_epoch_values(self, stage: str) -> None:
-        means = self.term_means[EPOCH_PREFIX[stage]]
-        if not means.updated and self.trainer.world_size == 1:
-            return  # with several processes every rank joins the reduction, rows or not
-        reduced = means.compute(
-            lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"), device=self.device
-        )
-        if reduced is None:
-            return
-        if stage != "train" and non_finite(reduced):
-            self._on_non_finite(reduced, stage)
+        values: dict[str, Tensor] = {}
+        for player in self._players:
+            values.update(self._player_epoch_values(stage, player))
         if stage == "train" and self.nonfinite == "skip":
             self.log("train_epoch/skipped_steps", float(self.skipped_steps), sync_dist=True)
             self.skipped_steps = 0
-        values = dict(zip(self._tags[stage], reduced, strict=True))
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
             for name, value in metrics.compute().items():
@@ -203,12 +230,30 @@ class ObjectiveModule(L.LightningModule):
                     values[name] = value
                 else:  # a matrix (e.g. a confusion matrix) is drawn, not logged as a scalar
                     self._log_figure(name, metrics[name], value)
-        # Already reduced across processes (above, and by torchmetrics): no second sync here.
-        objective_tag = self._tags[stage][0]
-        self.log(objective_tag, values.pop(objective_tag), prog_bar=stage == "val", sync_dist=False)
+            metrics.reset()
+        if not values:
+            return
+        # Already reduced across processes (TermMeans, torchmetrics): no second sync here.
+        objective_tag = self._tags[(stage, next(iter(self._players)))][0]
+        if objective_tag in values:
+            self.log(objective_tag, values.pop(objective_tag), prog_bar=stage == "val",
+                     sync_dist=False)  # fmt: skip
         self.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+
+    def _player_epoch_values(self, stage: str, player: str) -> dict[str, Tensor]:
+        """One player's epoch means, reduced across processes (every rank joins)."""
+        means = self.term_means[tagged(EPOCH_PREFIX[stage], player)]
+        if not means.updated and self.trainer.world_size == 1:
+            return {}  # with several processes every rank joins the reduction, rows or not
+        reduced = means.compute(
+            lambda t: self.trainer.strategy.reduce(t, reduce_op="sum"), device=self.device
+        )
         means.reset()
-        metrics.reset()
+        if reduced is None:
+            return {}
+        if stage != "train" and non_finite(reduced):
+            self._on_non_finite(reduced, stage, player)
+        return dict(zip(self._tags[(stage, player)], reduced, strict=True))
 
     def _log_figure(self, tag: str, metric: Metric, value: Tensor) -> None:
         """Draw a tensor-valued metric with its own `plot` and send it to TensorBoard."""
@@ -235,7 +280,9 @@ class ObjectiveModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.trainer.is_global_zero:
-            log.info("Objective: %s", self.objective.formula())
+            for player, player_objective in self._players.items():
+                label = f"Objective ({player})" if player else "Objective"
+                log.info("%s: %s", label, player_objective.formula())
             implicit = implicit_regularization(self.model)
             if implicit:
                 log.info("Model regularization (not a term of J): %s", implicit)
@@ -243,24 +290,21 @@ class ObjectiveModule(L.LightningModule):
             writer.add_text("objective", self.objective_markdown(), self.global_step)
 
     def objective_markdown(self) -> str:
-        """The formula and a table of its terms, as TensorBoard's text tab shows it."""
-        rows = [
-            f"| {t.name} | {t.kind} | {t.weight} | `{t.symbol}` | {', '.join(t.reads) or 'θ'} |"
-            for t in self.objective.terms
-        ]
+        """The formula and a table of its terms (each player's), as TensorBoard's text tab
+        shows it."""
+        lines: list[str] = []
+        for player, objective in self._players.items():
+            rows = [
+                f"| {t.name} | {t.kind} | {t.weight} | `{t.symbol}` | {', '.join(t.reads) or 'θ'} |"
+                for t in objective.terms
+            ]
+            title = [f"**{player}**", ""] if player else []
+            lines += [*title, f"`{objective.formula()}`", "",
+                      "| term | kind | weight | symbol | reads |", "|---|---|---|---|---|",
+                      *rows, ""]  # fmt: skip
         implicit = implicit_regularization(self.model)
         note = [f"Model regularization (not a term of J): {implicit}"] if implicit else []
-        return "\n".join(
-            [
-                f"`{self.objective.formula()}`",
-                "",
-                "| term | kind | weight | symbol | reads |",
-                "|---|---|---|---|---|",
-                *rows,
-                "",
-                *note,
-            ]
-        )
+        return "\n".join([*lines, *note])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
@@ -268,7 +312,8 @@ class ObjectiveModule(L.LightningModule):
         # Everything logged up to this checkpoint reaches the disk with it: a run killed later
         # and resumed from here continues a log without a gap (callbacks flush their own
         # values first, Lightning calls them before this hook).
-        self._step_values.flush(self.loggers)
+        for values in self._step_values.values():
+            values.flush(self.loggers)
         for writer in tensorboard_writers(self.loggers):
             writer.flush()
 
@@ -284,6 +329,12 @@ class ObjectiveModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+
+def tagged(*parts: str) -> str:
+    """`train_epoch/gen/objective` from its parts; the empty player of one-objective tasks
+    leaves no trace (`train_epoch/objective`)."""
+    return "/".join(part for part in parts if part)
 
 
 def newest_checkpoint(trainer: L.Trainer) -> str | None:

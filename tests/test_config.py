@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from objectives.assemble import assemble, instantiate_all, instantiate_loggers
 from objectives.config import group_options, options_that_fit
 from objectives.errors import ConfigError
-from objectives.objective import build_objective
+from objectives.objective import build_objective, build_player_objectives
 from tests.conftest import config_error_of
 
 GROUPS = [
@@ -50,16 +50,25 @@ def test_every_option_composes(compose_cfg, group: str, option: str) -> None:
 
 @pytest.mark.parametrize("option", group_options("loss"))
 def test_every_loss_builds_a_term_named_after_its_file(compose_cfg, option: str) -> None:
-    cfg = compose_cfg(f"loss={option}")
-    objective = build_objective(cfg.loss, cfg.regularizer)
-    assert objective.names == [option, "l2"]
+    cfg = compose_cfg(f"loss={option}", "regularizer=[]")
+    if set(cfg.loss[option]) >= {"gen", "disc"}:  # an adversarial loss: one term a player
+        objectives = build_player_objectives(cfg.loss, {}, ("gen", "disc"), "disc")
+        assert {p: o.names for p, o in objectives.items()} == {"gen": [option], "disc": [option]}
+    else:
+        assert build_objective(cfg.loss, cfg.get("regularizer")).names == [option]
 
 
 @pytest.mark.parametrize("option", group_options("regularizer"))
 def test_every_regularizer_builds_and_binds(compose_cfg, option: str) -> None:
     cfg = compose_cfg(f"regularizer=[{option}]")
-    objective = build_objective(cfg.loss, cfg.regularizer).bind(torch.nn.Linear(3, 1))
-    assert objective.names == ["mse", option]
+    player = cfg.regularizer[option].get("player")
+    if player is not None:  # a GAN critic's penalty: it joins that player's objective
+        loss = {"gan_ns": compose_cfg("loss=gan_ns").loss.gan_ns}
+        objective = build_player_objectives(loss, cfg.regularizer, ("gen", "disc"), "disc")[player]
+        assert objective.bind(torch.nn.Linear(3, 1)).names == ["gan_ns", option]
+    else:
+        objective = build_objective(cfg.loss, cfg.regularizer).bind(torch.nn.Linear(3, 1))
+        assert objective.names == ["mse", option]
 
 
 def test_regularizers_compose_as_a_list_with_per_term_overrides(compose_cfg) -> None:

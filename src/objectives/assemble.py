@@ -22,7 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from objectives.config import check_required, options_that_fit
 from objectives.errors import ConfigError
 from objectives.models import build_model, call_with_dims
-from objectives.objective import build_objective
+from objectives.objective import Objective, build_objective, build_player_objectives
 from objectives.tasks import ObjectiveModule
 
 # The parts of a config that define the model; saved in every checkpoint.
@@ -56,18 +56,32 @@ def _check_targets(task_cls: type[ObjectiveModule], dims: dict, data: str) -> No
         )
 
 
+def _objective_of(task_cls: type[ObjectiveModule], cfg: DictConfig) -> Objective | dict:
+    """The objective, or one a player for tasks with players, checked against what the task
+    produces."""
+    players = task_cls.players
+    if players:
+        objectives = build_player_objectives(
+            cfg.get("loss"), cfg.get("regularizer"), players, task_cls.default_player
+        )
+    else:
+        objectives = {"": build_objective(cfg.get("loss"), cfg.get("regularizer"))}
+    for objective in objectives.values():
+        try:
+            objective.check_fits(task_cls.produces, task=task_cls.task_name)
+        except ConfigError as err:
+            fitting = options_that_fit("loss", task_cls.produces, players)
+            raise ConfigError(f"{err}: loss={'|'.join(fitting)}") from None
+    return objectives if players else objectives[""]
+
+
 def assemble(cfg: DictConfig) -> Assembled:
     """Build the data module and the task module, checking they fit together."""
     check_required(cfg)
     if cfg.get("trainer"):
         check_trainer(cfg.trainer)
     task_cls = _task_class(cfg)
-    objective = build_objective(cfg.get("loss"), cfg.get("regularizer"))
-    try:
-        objective.check_fits(task_cls.produces, task=task_cls.task_name)
-    except ConfigError as err:
-        fitting = options_that_fit("loss", task_cls.produces)
-        raise ConfigError(f"{err}: loss={'|'.join(fitting)}") from None
+    objective = _objective_of(task_cls, cfg)
 
     datamodule = instantiate(cfg.data)
     _check_targets(task_cls, datamodule.dims, cfg.data.get("name", "the data"))

@@ -36,12 +36,17 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
-def options_that_fit(group: str, produces: Sequence[str]) -> list[str]:
-    """Options of a term group (`loss`, `regularizer`) whose `reads` a task produces."""
+def options_that_fit(group: str, produces: Sequence[str], players: Sequence[str] = ()) -> list[str]:
+    """Options of a term group (`loss`, `regularizer`) whose `reads` a task produces. A loss
+    with one node a player (GAN) fits only a task with exactly those players."""
     fitting = []
     for name in group_options(group):
-        reads = OmegaConf.load(config_dir() / group / f"{name}.yaml").get("reads", [])
-        if all(key in produces for key in reads):
+        node = OmegaConf.load(config_dir() / group / f"{name}.yaml")
+        per_player = {k: v for k, v in node.items() if isinstance(v, DictConfig) and "reads" in v}
+        if set(per_player) != set(players):
+            continue
+        parts = list(per_player.values()) or [node]
+        if all(key in produces for part in parts for key in part.get("reads", [])):
             fitting.append(name)
     return fitting
 

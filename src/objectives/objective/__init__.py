@@ -1,6 +1,6 @@
 """Objective, Term and weights: the spine every task trains through."""
 
-from objectives.objective.build import build_objective
+from objectives.objective.build import build_objective, build_player_objectives
 from objectives.objective.objective import Objective, ObjectiveValue
 from objectives.objective.term import LossTerm, ParameterPenalty, Term, select_parameters
 from objectives.objective.weights import Constant, LinearRamp, as_weight
@@ -15,5 +15,6 @@ __all__ = [
     "Term",
     "as_weight",
     "build_objective",
+    "build_player_objectives",
     "select_parameters",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -22,7 +22,7 @@ from objectives.objective.term import LossTerm, ParameterPenalty, Term
 DEFAULT_TERM = {"loss": LossTerm, "regularizer": ParameterPenalty}
 # Keys that tune a term but do not define one: an experiment may set them for a term
 # that a sweep then leaves out (`regularizer=[],[l2]` with `regularizer.l2.weight` set).
-TERM_SETTINGS = {"weight", "symbol", "reads", "exclude_bias_and_norm"}
+TERM_SETTINGS = {"weight", "symbol", "reads", "exclude_bias_and_norm", "player"}
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ def _build_terms(group: str, nodes: Mapping | None) -> list[Term]:
                 f"{group}.{name} must be a mapping of term settings, got {node!r}; "
                 f"select a file instead, e.g. {group}={name}"
             )
+        if "player" in node:  # which objective a term joins is the builder's, not the term's
+            node = OmegaConf.masked_copy(node, [k for k in node if k != "player"])
         if "_target_" in node:
             term = instantiate(node, name=str(name), _convert_="all")
         elif "fn" not in node and set(node) <= TERM_SETTINGS:
@@ -75,3 +77,42 @@ def build_objective(loss: Mapping | None, regularizer: Mapping | None = None) ->
         raise ConfigError("`loss` must be a mapping of named losses, e.g. loss=mse")
     terms = _build_terms("loss", loss) + _build_terms("regularizer", regularizer)
     return Objective(terms)
+
+
+def build_player_objectives(
+    loss: Mapping | None,
+    regularizer: Mapping | None,
+    players: Sequence[str],
+    default_player: str,
+) -> dict[str, Objective]:
+    """One objective a player (a GAN's `gen` and `disc`). A loss file holds one node a player
+    (`loss.gan_hinge.disc`, `loss.gan_hinge.gen`); a regularizer names the player it
+    joins (`player: disc`; `default_player` when it does not)."""
+    terms: dict[str, list[Term]] = {player: [] for player in players}
+    for name, node in (loss or {}).items():
+        if node is None:
+            continue
+        missing = [
+            p for p in players if not isinstance(node, Mapping | DictConfig) or p not in node
+        ]
+        if missing:
+            raise ConfigError(
+                f"loss '{name}' has no `{missing[0]}` part, but this task trains "
+                f"{' and '.join(players)} with one objective each; choose a loss written for "
+                "them, e.g. loss=gan_ns"
+            )
+        for player in players:
+            terms[player] += _build_terms("loss", {name: node[player]})
+    for name, node in (regularizer or {}).items():
+        if node is None:
+            continue
+        player = (
+            node.get("player", default_player) if isinstance(node, Mapping | DictConfig) else None
+        )
+        if player not in terms:
+            raise ConfigError(
+                f"regularizer.{name}.player={player} is not a player of this task; "
+                f"use one of {', '.join(players)}"
+            )
+        terms[player] += _build_terms("regularizer", {name: node})
+    return {player: Objective(player_terms) for player, player_terms in terms.items()}

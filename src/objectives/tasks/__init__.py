@@ -3,6 +3,13 @@
 from objectives.tasks.base import ObjectiveModule
 from objectives.tasks.classification import ClassificationModule
 from objectives.tasks.contrastive import ContrastiveModule
+from objectives.tasks.gan import GANModule
 from objectives.tasks.regression import RegressionModule
 
-__all__ = ["ClassificationModule", "ContrastiveModule", "ObjectiveModule", "RegressionModule"]
+__all__ = [
+    "ClassificationModule",
+    "ContrastiveModule",
+    "GANModule",
+    "ObjectiveModule",
+    "RegressionModule",
+]

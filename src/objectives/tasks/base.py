@@ -47,6 +47,10 @@ class ObjectiveModule(L.LightningModule):
     # the metric a sweep summary compares jobs by (as `test/<name>`): it does not depend on
     # the objective, so runs with different losses or weights are comparable
     primary_metric: ClassVar[str] = "objective"
+    # tasks with one objective a player (GAN: ("gen", "disc")); () for one objective
+    players: ClassVar[tuple[str, ...]] = ()
+    # the player a regularizer joins when its config does not say (`player: ...`)
+    default_player: ClassVar[str] = ""
 
     def __init__(
         self,

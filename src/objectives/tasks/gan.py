@@ -1,0 +1,199 @@
+"""GAN: two players, two objectives, every adversarial loss and penalty a named term.
+
+The discriminator (critic) D minimises its objective over `real_score = D(x)`,
+`fake_score = D(G(z))` and the inputs themselves (`real`, `fake`, for gradient penalties);
+the generator G minimises its own over `fake_score`. Both are `Objective`s built from the
+same config groups as every other task: `loss=gan_hinge` gives each player its part of
+the hinge loss, `regularizer=[gradient_penalty]` adds a term to the critic's objective
+(`player: disc`). Both are logged through the base class with the player in the tag:
+`train/disc/objective`, `train/disc/term/gradient_penalty`, `train/gen/raw/gan_hinge`, ...
+
+Manual optimisation: each batch is one critic step; every `n_critic`-th batch is also a
+generator step; each player has its own optimizer and learning rate (TTUR). How good the
+generator is, is judged on a fixed noise batch each validation epoch by a `judge` (mode
+coverage on the ring, a Fréchet distance on digits) and drawn for TensorBoard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import torch
+from lightning.pytorch.strategies import DDPStrategy
+from torch import Tensor, nn
+
+from objectives.errors import ConfigError
+from objectives.objective import Objective
+from objectives.tasks.base import ObjectiveModule
+from objectives.writers import tensorboard_writers
+
+
+class SampleJudge(Protocol):
+    """Scores and draws generated samples (ring coverage, digits FID, ...)."""
+
+    def evaluate(self, samples: Tensor) -> dict[str, Tensor]: ...
+
+    def draw(self, samples: Tensor) -> Any: ...
+
+
+class GANModule(ObjectiveModule):
+    """A generator and a critic (`model=gan_mlp`: `GANNetworks`), one objective each."""
+
+    task_name = "gan"
+    players = ("gen", "disc")
+    default_player = "disc"
+    produces = ("real_score", "fake_score", "real", "fake")
+    primary_metric = "objective"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Mapping[str, Objective],
+        optimizer: Any = None,
+        scheduler: Any = None,
+        gen_lr: float = 1e-4,
+        disc_lr: float = 4e-4,
+        n_critic: int = 1,
+        judge: SampleJudge | None = None,
+        eval_samples: int = 2500,
+        eval_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        if scheduler is not None:
+            raise ConfigError("task gan takes no learning-rate scheduler; use scheduler=none")
+        if not isinstance(n_critic, int) or isinstance(n_critic, bool) or n_critic < 1:
+            raise ConfigError(f"task.n_critic must be a positive integer, got {n_critic!r}")
+        for key, value in (("gen_lr", gen_lr), ("disc_lr", disc_lr)):
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"task.{key} must be a number > 0, got {value!r}")
+        for part in ("generator", "critic"):
+            if not isinstance(getattr(model, part, None), nn.Module):
+                raise ConfigError(
+                    "task gan needs a model with a generator and a critic; use model=gan_mlp"
+                )
+        super().__init__(model, objective, optimizer=optimizer, train_metrics=False, **kwargs)
+        self.automatic_optimization = False
+        self.gen_lr, self.disc_lr, self.n_critic = float(gen_lr), float(disc_lr), n_critic
+        self.judge = judge
+        self.eval_samples, self.eval_seed = eval_samples, eval_seed
+
+    def player_network(self, player: str) -> nn.Module:
+        """A critic penalty reads the critic; a generator term the generator."""
+        return self.model.critic if player == "disc" else self.model.generator
+
+    def example_outputs(self) -> dict[str, Tensor]:
+        noise = self.model.sample_noise(4, generator=torch.Generator().manual_seed(0))
+        fake = self.model.generate(noise)
+        real = fake.flip(0) + 0.1
+        critic = self.model.critic
+        return {"real": real, "fake": fake, "real_score": critic(real), "fake_score": critic(fake)}
+
+    # -- the steps ----------------------------------------------------------------------------
+    def _disc_outputs(self, real: Tensor) -> dict[str, Tensor]:
+        noise = self.model.sample_noise(len(real), device=real.device)
+        with torch.no_grad():
+            fake = self.model.generate(noise)
+        critic = self.model.critic
+        return {"real": real, "fake": fake, "real_score": critic(real), "fake_score": critic(fake)}
+
+    def _gen_outputs(self, real: Tensor) -> dict[str, Tensor]:
+        fake = self.model.generate(self.model.sample_noise(len(real), device=real.device))
+        return {"real": real, "fake": fake, "fake_score": self.model.critic(fake)}
+
+    def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> None:
+        value = self._players[player](outputs, step=self.global_step)
+        if not self.record(value, "train", batch_size=len(outputs["real"]), player=player):
+            return  # task.nonfinite=skip: no update for this player this step
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(value.total)
+        optimizer.step()
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0]
+        gen_optimizer, disc_optimizer = self.optimizers()
+        self.toggle_optimizer(disc_optimizer)
+        self._step_player("disc", self._disc_outputs(real), disc_optimizer)
+        self.untoggle_optimizer(disc_optimizer)
+        if (batch_idx + 1) % self.n_critic == 0:
+            self.toggle_optimizer(gen_optimizer)
+            self._step_player("gen", self._gen_outputs(real), gen_optimizer)
+            self.untoggle_optimizer(gen_optimizer)
+
+    def _evaluation_step(self, batch: Any, stage: str) -> None:
+        # penalties differentiate the critic's input (they enable grad for that themselves):
+        # normal tensors, not inference ones, and no graph for the rest
+        with torch.inference_mode(False), torch.no_grad():
+            real = batch[0].clone()
+            outputs = {**self._disc_outputs(real), **self._gen_outputs(real)}
+            for player, objective in self._players.items():
+                self.record(objective(outputs, step=self.global_step), stage, len(real), player)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    # -- judging the generator ----------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        strategy = self.trainer.strategy
+        if (
+            self.trainer.world_size > 1
+            and isinstance(strategy, DDPStrategy)
+            and not strategy._ddp_kwargs.get("find_unused_parameters", False)
+        ):
+            raise ConfigError(
+                "task gan steps one player at a time, so each step leaves the other's "
+                "parameters unused; under DDP set trainer.strategy=ddp_find_unused_parameters_true"
+            )
+
+    def fixed_samples(self) -> Tensor:
+        """Samples from the same noise at every evaluation, so progress is comparable."""
+        noise = self.model.sample_noise(
+            self.eval_samples, generator=torch.Generator().manual_seed(self.eval_seed)
+        ).to(self.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.model.generate(noise)
+        finally:
+            self.model.train(was_training)
+
+    def _judge(self, stage: str) -> None:
+        if self.judge is None or self.trainer.sanity_checking:
+            return
+        samples = self.fixed_samples()
+        scores = {f"{stage}/{k}": v for k, v in self.judge.evaluate(samples).items()}
+        self.log_dict(scores, sync_dist=False)  # the same samples on every process
+        if not self.trainer.is_global_zero:
+            return
+        picture = self.judge.draw(samples)
+        for writer in tensorboard_writers(self.loggers):
+            if isinstance(picture, Tensor):
+                writer.add_image(f"{stage}/samples", picture, self.global_step)
+            else:
+                writer.add_figure(f"{stage}/samples", picture, self.global_step, close=False)
+        if not isinstance(picture, Tensor):
+            import matplotlib.pyplot as plt
+
+            plt.close(picture)
+
+    def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
+        self._judge("val")
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        self._judge("test")
+
+    # -- optimisation -------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError("GANModule was built without an optimizer")
+        return [
+            self.optimizer_factory(params=self.model.generator.parameters(), lr=self.gen_lr),
+            self.optimizer_factory(params=self.model.critic.parameters(), lr=self.disc_lr),
+        ]

@@ -2,6 +2,7 @@
 
 from objectives.models.build import build_model, call_with_dims
 from objectives.models.cnn import CNN
+from objectives.models.gan import GANNetworks
 from objectives.models.mlp import MLP
 
-__all__ = ["CNN", "MLP", "build_model", "call_with_dims"]
+__all__ = ["CNN", "MLP", "GANNetworks", "build_model", "call_with_dims"]

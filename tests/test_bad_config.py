@@ -22,8 +22,8 @@ from tests.conftest import config_error_of
 REPO = Path(__file__).resolve().parents[1]
 
 LOSSES = (
-    "bce, cross_entropy, focal, huber, log_cosh, mae, mse, multi_margin, nt_xent, quantile, "
-    "smooth_l1, supcon, triplet"
+    "bce, cross_entropy, focal, gan_hinge, gan_minimax, gan_ns, huber, log_cosh, lsgan, mae, "
+    "mse, multi_margin, nt_xent, quantile, smooth_l1, supcon, triplet, wgan"
 )
 
 # (case, command-line overrides, the message: a regex, re.escape'd where given as text)

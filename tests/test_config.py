@@ -88,6 +88,7 @@ DATA_USES = {
     "digits": ("classification", ["mlp", "cnn"]),
     "blobs_images": ("classification", ["mlp", "cnn"]),
     "mnist": ("classification", ["mlp", "cnn"]),
+    "ring": ("gan", ["gan_mlp"]),
 }
 
 
@@ -108,7 +109,8 @@ def test_settings_for_an_unselected_term_do_not_make_a_term(compose_cfg) -> None
 @pytest.mark.parametrize("option", group_options("data"))
 def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str) -> None:
     task, models = DATA_USES[option]
-    extra = [f"task={task}"] + (["loss=cross_entropy"] if task == "classification" else [])
+    task_loss = {"classification": ["loss=cross_entropy"], "gan": ["loss=gan_ns", "regularizer=[]"]}
+    extra = [f"task={task}", *task_loss.get(task, [])]
     if option == "mnist":  # a tiny MNIST-format folder, written here
         from tests.test_idx import arrays, write_folder
 
@@ -125,6 +127,10 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
         out = parts.module.model(x)
         if task == "regression":
             assert out.shape == y.shape
+        elif task == "gan":  # the critic scores real points; the generator makes new ones
+            assert out.shape == (len(x), 1)
+            model = parts.module.model
+            assert model.generate(model.sample_noise(4)).shape[1:] == x.shape[1:]
         else:
             assert out.shape == (len(y), parts.datamodule.dims["num_classes"])
     if option == "mnist":  # the t10k files are the test split; val comes out of train

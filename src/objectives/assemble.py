@@ -48,6 +48,8 @@ def _task_class(cfg: DictConfig) -> type[ObjectiveModule]:
 def _check_targets(task_cls: type[ObjectiveModule], dims: dict, data: str) -> None:
     """Class labels need a task that takes `num_classes` (real-valued targets are caught by
     the `num_classes` the classification task asks of the data)."""
+    if not task_cls.reads_targets:
+        return
     if "num_classes" in dims and "num_classes" not in inspect.signature(task_cls).parameters:
         raise ConfigError(
             f"task {task_cls.task_name} reads real-valued targets, but data {data!r} has "

@@ -36,9 +36,13 @@ class ParameterStats(DeferredValuesCallback):
         # a histogram costs ~1 ms a tensor: every epoch would add ~0.4 ms a step on digits
         self.histogram_every_n_epochs = max(1, int(histogram_every_n_epochs))
         self._names: list[str] = []
+        self._params: list[torch.nn.Parameter] = []
 
     def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._names = [n for n, p in module.model.named_parameters() if p.requires_grad]
+        # fixed now: a GAN step toggles requires_grad of the other player's parameters
+        named = [(n, p) for n, p in module.model.named_parameters() if p.requires_grad]
+        self._names = [n for n, _ in named]
+        self._params = [p for _, p in named]
         self._values = DeferredStepValues([f"train/layer_grad_norm/{n}" for n in self._names])
 
     def on_after_backward(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -46,8 +50,7 @@ class ParameterStats(DeferredValuesCallback):
             return
         if not trainer.is_global_zero or not trainer.loggers:
             return
-        params = [p for p in module.model.parameters() if p.requires_grad]
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self._params]
         norms = torch.stack(torch._foreach_norm(grads)).detach()
         self._values.push(trainer.global_step, norms, trainer.loggers)
 

@@ -51,6 +51,8 @@ class ObjectiveModule(L.LightningModule):
     players: ClassVar[tuple[str, ...]] = ()
     # the player a regularizer joins when its config does not say (`player: ...`)
     default_player: ClassVar[str] = ""
+    # whether the data's targets are what the model learns to output (not for a GAN)
+    reads_targets: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -43,6 +43,7 @@ class GANModule(ObjectiveModule):
     task_name = "gan"
     players = ("gen", "disc")
     default_player = "disc"
+    reads_targets = False  # the data's labels (ring modes, digit classes) are not used
     produces = ("real_score", "fake_score", "real", "fake")
     primary_metric = "objective"
 

@@ -67,6 +67,15 @@ def _objective_of(task_cls: type[ObjectiveModule], cfg: DictConfig) -> Objective
             cfg.get("loss"), cfg.get("regularizer"), players, task_cls.default_player
         )
     else:
+        for name, node in (cfg.get("loss") or {}).items():
+            parts = [k for k, v in (node or {}).items() if isinstance(v, DictConfig) and "fn" in v]
+            if parts:
+                fitting = options_that_fit("loss", task_cls.produces)
+                raise ConfigError(
+                    f"loss '{name}' has one part a player ({', '.join(parts)}), for task=gan; "
+                    f"task '{task_cls.task_name}' trains one objective: "
+                    f"loss={'|'.join(fitting)}"
+                )
         objectives = {"": build_objective(cfg.get("loss"), cfg.get("regularizer"))}
     for objective in objectives.values():
         try:

@@ -161,10 +161,18 @@ class ObjectiveModule(L.LightningModule):
             self.step_value = value  # for callbacks that read the terms before backward
         return value.total
 
-    def record(self, value: ObjectiveValue, stage: str, batch_size: int, player: str = "") -> bool:
+    def record(
+        self,
+        value: ObjectiveValue,
+        stage: str,
+        batch_size: int,
+        player: str = "",
+        log_step: bool | None = None,
+    ) -> bool:
         """Account one step's objective value: the non-finite guard (training), the epoch
-        sums, the per-step values. False when the step must be skipped (`nonfinite=skip`).
-        Tasks with their own steps (GAN) call it once a player and step."""
+        sums, the per-step values (every `log_every_n_steps` optimizer steps, or when
+        `log_step` says). False when the step must be skipped (`nonfinite=skip`). Tasks
+        with their own steps (GAN) call it once a player and step."""
         stacked = value.stacked()
         if stage == "train" and self._step_is_non_finite(stacked):
             if self.nonfinite == "skip":
@@ -172,7 +180,9 @@ class ObjectiveModule(L.LightningModule):
                 return False
             self._on_non_finite(stacked, stage, player)
         self.term_means[tagged(EPOCH_PREFIX[stage], player)].update(stacked, batch_size)
-        if stage == "train" and self.global_step % self.trainer.log_every_n_steps == 0:
+        if log_step is None:
+            log_step = self.global_step % self.trainer.log_every_n_steps == 0
+        if stage == "train" and log_step:
             self._log_step_values(stacked, player)
         return True
 

@@ -104,7 +104,11 @@ class GANModule(ObjectiveModule):
 
     def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> None:
         value = self._players[player](outputs, step=self.global_step)
-        if not self.record(value, "train", batch_size=len(outputs["real"]), player=player):
+        # both players' values are logged in the same batches (every log_every_n_steps-th)
+        batches = self.trainer.fit_loop.epoch_loop.total_batch_idx
+        log_step = batches % (self.trainer.log_every_n_steps * self.n_critic) < self.n_critic
+        size = len(outputs["real"])
+        if not self.record(value, "train", size, player=player, log_step=log_step):
             return  # task.nonfinite=skip: no update for this player this step
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(value.total)

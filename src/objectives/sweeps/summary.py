@@ -83,12 +83,14 @@ def choose_metric(records: Sequence[dict], metric: str | None = None) -> str:
 
 
 def lower_is_better(metric: str, given: bool | None = None) -> bool:
-    """Losses, errors and the objective fall as a model improves; accuracies, F1 (`f1_macro`),
-    R² and AUC rise. `given` (the callback's argument) wins."""
+    """Losses, errors, distances (FID) and the objective fall as a model improves; accuracies,
+    F1 (`f1_macro`), R², AUC and a GAN's modes covered and high-quality share rise. `given`
+    (the callback's argument) wins."""
     if given is not None:
         return bool(given)
     leaf = metric.rsplit("/", 1)[-1].lower()
-    return not ("acc" in leaf or "f1" in leaf or leaf.endswith(("r2", "auc")))
+    rising = ("acc", "f1", "modes_covered", "high_quality")
+    return not (any(word in leaf for word in rising) or leaf.endswith(("r2", "auc")))
 
 
 def metric_value(record: dict, metric: str) -> float | None:

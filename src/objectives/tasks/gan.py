@@ -154,10 +154,12 @@ class GANModule(ObjectiveModule):
                 "parameters unused; under DDP set trainer.strategy=ddp_find_unused_parameters_true"
             )
 
-    def fixed_samples(self) -> Tensor:
-        """Samples from the same noise at every evaluation, so progress is comparable."""
+    def fixed_samples(self, stage: str = "val") -> Tensor:
+        """Samples from the same noise at every evaluation, so progress is comparable; the
+        test draws other noise than validation (which chose the checkpoint)."""
+        seed = self.eval_seed + (stage == "test")
         noise = self.model.sample_noise(
-            self.eval_samples, generator=torch.Generator().manual_seed(self.eval_seed)
+            self.eval_samples, generator=torch.Generator().manual_seed(seed)
         ).to(self.device)
         was_training = self.model.training
         self.model.eval()
@@ -170,7 +172,7 @@ class GANModule(ObjectiveModule):
     def _judge(self, stage: str) -> None:
         if self.judge is None or self.trainer.sanity_checking:
             return
-        samples = self.fixed_samples()
+        samples = self.fixed_samples(stage)
         scores = {f"{stage}/{k}": v for k, v in self.judge.evaluate(samples).items()}
         self.log_dict(scores, sync_dist=False)  # the same samples on every process
         if not self.trainer.is_global_zero:

@@ -21,6 +21,7 @@ from tests.conftest import config_error_of
 
 REPO = Path(__file__).resolve().parents[1]
 
+REGULARIZERS = "elastic_net, gradient_penalty, l1, l2, r1"
 LOSSES = (
     "bce, cross_entropy, focal, gan_hinge, gan_minimax, gan_ns, huber, log_cosh, lsgan, mae, "
     "mse, multi_margin, nt_xent, quantile, smooth_l1, supcon, triplet, wgan"
@@ -30,9 +31,9 @@ LOSSES = (
 CASES = [
     ("unknown loss", ["loss=foo"], re.escape(f"unknown loss 'foo'; choose one of: {LOSSES}")),
     ("unknown regularizer in a list", ["regularizer=[l1,foo]"],
-     re.escape("unknown regularizer 'foo'; choose one of: elastic_net, l1, l2")),
+     re.escape(f"unknown regularizer 'foo'; choose one of: {REGULARIZERS}")),
     ("unknown model", ["model=transformer"],
-     re.escape("unknown model 'transformer'; choose one of: cnn, linear, mlp")),
+     re.escape("unknown model 'transformer'; choose one of: cnn, gan_mlp, linear, mlp")),
     ("unknown data", ["data=imagenet"],
      r"^unknown data 'imagenet'; choose one of: .*\bdigits\b.*\bline\b"),
     ("unknown option in a sweep", ["-m", "loss=mse,foo"],
@@ -114,7 +115,7 @@ def test_bad_config_stops_before_training_with_one_line(
     ("script", "args", "line"),
     [
         ("train.py", ["-m", "regularizer=[l1],[l1,nope]"],
-         "error: unknown regularizer 'nope'; choose one of: elastic_net, l1, l2"),
+         f"error: unknown regularizer 'nope'; choose one of: {REGULARIZERS}"),
         ("train.py", ["data=mnist"],
          "error: data.root is required (it is ??? in configs/data/mnist.yaml); "
          "set it on the command line, e.g. data.root=<folder>"),

@@ -57,6 +57,8 @@ def options_sized_by(group: str, dims: Sequence[str]) -> list[str]:
     fitting = []
     for name in group_options(group):
         conf = OmegaConf.load(config_dir() / group / f"{name}.yaml")
+        if {"generator", "critic"} <= set(conf):  # a GAN's pair of networks: task=gan only
+            continue
         sizes = [
             k for k, v in conf.items_ex(resolve=False) if v is None and not str(k).startswith("_")
         ]

@@ -92,7 +92,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 GROUPS = [
     "loss", "regularizer", "model", "data", "task", "optimizer", "scheduler",
-    "trainer", "logger", "callbacks", "experiment", "debug",
+    "augment", "trainer", "logger", "callbacks", "experiment", "debug", "sweep", "hparams_search",
 ]  # fmt: skip
 KEYS = {
     "seed": "seeds Python, NumPy and torch (default 42; null: not seeded)",

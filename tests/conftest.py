@@ -40,6 +40,18 @@ def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     GlobalHydra.instance().clear()
 
 
+def compose_with_hydra(*overrides: str) -> DictConfig:
+    """The config `python train.py <overrides>` sees, with its `hydra` node (sweeper
+    params, launcher, callbacks)."""
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            return compose("train", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def read_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar in a TensorBoard log folder, via TensorBoard's own reader."""
     accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "tensors": 0})

@@ -13,14 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from objectives.config import config_dir
 from objectives.sweeps.optuna_failures import FailedTrialsToOptuna
+from tests.conftest import compose_with_hydra
 
 REPO = Path(__file__).resolve().parents[1]
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
@@ -43,16 +41,6 @@ SEARCHES = {
         {"optimizer.lr", "regularizer.l2.weight", "model.dropout", "model.channels"},
     ),
 }
-
-
-def compose_with_hydra(*overrides: str) -> DictConfig:
-    """The config `python train.py <overrides>` sees, with its `hydra` node."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            return compose("train", overrides=list(overrides), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def search_space(cfg: DictConfig) -> dict:

@@ -12,13 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from tensorboard.plugins.hparams import metadata
 
-from objectives.config import config_dir
 from objectives.objective import build_objective
 from objectives.sweeps.summary import (
     HEADER,
@@ -30,7 +27,7 @@ from objectives.sweeps.summary import (
     summarise,
     varying_overrides,
 )
-from tests.conftest import read_accumulator
+from tests.conftest import compose_with_hydra, read_accumulator
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = ["trainer.max_epochs=2", "logger=csv"]
@@ -254,15 +251,6 @@ def test_sweep_without_job_files_warns_and_does_not_raise(tmp_path: Path, caplog
 
 def test_empty_markdown_has_no_table() -> None:
     assert "|" not in markdown([], "val/objective", True)
-
-
-def compose_with_hydra(*overrides: str) -> DictConfig:
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            return compose("train", overrides=list(overrides), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def test_every_multirun_gets_the_summary_callback() -> None:

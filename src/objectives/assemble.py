@@ -19,7 +19,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from objectives.config import check_required, options_that_fit
+from objectives.config import check_required, options_that_fit, player_parts
 from objectives.errors import ConfigError
 from objectives.models import build_model, call_with_dims
 from objectives.objective import Objective, build_objective, build_player_objectives
@@ -68,7 +68,7 @@ def _objective_of(task_cls: type[ObjectiveModule], cfg: DictConfig) -> Objective
         )
     else:
         for name, node in (cfg.get("loss") or {}).items():
-            parts = [k for k, v in (node or {}).items() if isinstance(v, DictConfig) and "fn" in v]
+            parts = list(player_parts(node))
             if parts:
                 fitting = options_that_fit("loss", task_cls.produces)
                 raise ConfigError(

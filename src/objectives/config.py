@@ -36,16 +36,24 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
+def player_parts(node: object) -> dict[str, DictConfig]:
+    """A loss node's one part a player (`gan_hinge.disc`, `gan_hinge.gen`); {} for a loss
+    of a one-objective task."""
+    if not isinstance(node, DictConfig):
+        return {}
+    return {str(k): v for k, v in node.items() if isinstance(v, DictConfig) and "fn" in v}
+
+
 def options_that_fit(group: str, produces: Sequence[str], players: Sequence[str] = ()) -> list[str]:
     """Options of a term group (`loss`, `regularizer`) whose `reads` a task produces. A loss
     with one node a player (GAN) fits only a task with exactly those players."""
     fitting = []
     for name in group_options(group):
         node = OmegaConf.load(config_dir() / group / f"{name}.yaml")
-        per_player = {k: v for k, v in node.items() if isinstance(v, DictConfig) and "reads" in v}
-        if set(per_player) != set(players):
+        parts_by_player = player_parts(node)
+        if set(parts_by_player) != set(players):
             continue
-        parts = list(per_player.values()) or [node]
+        parts = list(parts_by_player.values()) or [node]
         if all(key in produces for part in parts for key in part.get("reads", [])):
             fitting.append(name)
     return fitting

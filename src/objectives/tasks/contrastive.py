@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from objectives.errors import ConfigError
 from objectives.metrics import knn_accuracy, linear_probe_accuracy
 from objectives.objective import Objective
-from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.base import ObjectiveModule, tagged
 from objectives.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
@@ -146,20 +146,20 @@ class ContrastiveModule(ObjectiveModule):
             raise ConfigError("task contrastive needs an in-memory data set (data=digits, ...)")
         return {name: datamodule.split(name) for name in ("train", "val", "test")}
 
-    def _knn(self, encoder: nn.Module | None, query: str) -> Tensor:
+    def _judge(self, encoder: nn.Module | None, query: str, probe: bool = False) -> dict:
+        """k-NN accuracy of the `query` split against the training split (and, with `probe`,
+        a linear probe's accuracy on it), each split represented once."""
         splits = self._splits()
         (x_train, y_train), (x_query, y_query) = splits["train"], splits[query]
-        k = min(self.knn_k, len(x_train))
-        return knn_accuracy(represent(encoder, x_train), y_train,
-                            represent(encoder, x_query), y_query, k=k)  # fmt: skip
-
-    def _probe(self, encoder: nn.Module | None) -> Tensor:
-        splits = self._splits()
-        (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
-        return linear_probe_accuracy(
-            represent(encoder, x_train), y_train, represent(encoder, x_test), y_test,
-            num_classes=self.num_classes, epochs=self.probe_epochs,
-        )  # fmt: skip
+        z_train, z_query = represent(encoder, x_train), represent(encoder, x_query)
+        figures = {"knn_acc": knn_accuracy(z_train, y_train, z_query, y_query,
+                                           k=min(self.knn_k, len(x_train)))}  # fmt: skip
+        if probe:
+            figures["linear_probe_acc"] = linear_probe_accuracy(
+                z_train, y_train, z_query, y_query,
+                num_classes=self.num_classes, epochs=self.probe_epochs,
+            )  # fmt: skip
+        return figures
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -167,8 +167,8 @@ class ContrastiveModule(ObjectiveModule):
             return
         encoder = self.model.encoder
         self._reference["untrained"] = copy.deepcopy(encoder).requires_grad_(False)
-        before = {"val/knn_acc": float(self._knn(encoder, "val")),
-                  "val/knn_acc_pixels": float(self._knn(None, "val"))}  # fmt: skip
+        before = {"val/knn_acc": float(self._judge(encoder, "val")["knn_acc"]),
+                  "val/knn_acc_pixels": float(self._judge(None, "val")["knn_acc"])}  # fmt: skip
         for logger in self.loggers if self.trainer.is_global_zero else []:
             logger.log_metrics(before, step=0)
         log.info("k-NN accuracy before training: encoder %.4f, pixels %.4f",
@@ -177,20 +177,19 @@ class ContrastiveModule(ObjectiveModule):
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         if not self.trainer.sanity_checking:  # the same value on every process: no sync
-            self.log("val/knn_acc", self._knn(self.model.encoder, "val"), sync_dist=False)
+            knn = self._judge(self.model.encoder, "val")["knn_acc"]
+            self.log("val/knn_acc", knn, sync_dist=False)
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
+        encoders = {"": self.model.encoder}
+        if "untrained" in self._reference:  # a run that trained here: baselines beside it
+            encoders.update(untrained=self._reference["untrained"], pixels=None)
         figures = {
-            "test/knn_acc": self._knn(self.model.encoder, "test"),
-            "test/linear_probe_acc": self._probe(self.model.encoder),
+            tagged("test", prefix, name): value
+            for prefix, encoder in encoders.items()
+            for name, value in self._judge(encoder, "test", probe=True).items()
         }
-        untrained = self._reference.get("untrained")
-        if untrained is not None:  # a run that trained here: the baselines beside the result
-            figures["test/untrained/knn_acc"] = self._knn(untrained, "test")
-            figures["test/untrained/linear_probe_acc"] = self._probe(untrained)
-            figures["test/pixels/knn_acc"] = self._knn(None, "test")
-            figures["test/pixels/linear_probe_acc"] = self._probe(None)
         self.log_dict(figures, sync_dist=False)
         if self.projector:
             self._add_projector()

@@ -130,7 +130,7 @@ class GANModule(ObjectiveModule):
         # normal tensors, not inference ones, and no graph for the rest
         with torch.inference_mode(False), torch.no_grad():
             real = batch[0].clone()
-            outputs = {**self._disc_outputs(real), **self._gen_outputs(real)}
+            outputs = self._disc_outputs(real)  # what both players read, from one sample
             for player, objective in self._players.items():
                 self.record(objective(outputs, step=self.global_step), stage, len(real), player)
 

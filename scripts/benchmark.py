@@ -50,20 +50,21 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from lightning.pytorch.callbacks import (
-    Callback,
-    LearningRateMonitor,
-    ModelCheckpoint,
-    RichProgressBar,
-)
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from objectives.assemble import Assembled, assemble, instantiate_all
-from objectives.callbacks import GradientAttribution, ParameterStats
+from objectives.assemble import (
+    Assembled,
+    assemble,
+    build_trainer,
+    instantiate_all,
+    instantiate_loggers,
+)
 from objectives.cli import quiet_irrelevant_warnings
 from objectives.config import config_dir
+from objectives.null_profiler import NullProfiler
+from objectives.tasks.plain_attributes import PlainAttributes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,9 +97,9 @@ def compose_work(work: str, extra: list[str] = ()) -> Any:
         )
 
 
-def fresh(work: str, device: str) -> Assembled:
+def fresh(work: str, device: str, extra: list[str] = ()) -> Assembled:
     """The data (on `device`) and a freshly initialised module, as the stack builds them."""
-    parts = assemble(compose_work(work))
+    parts = assemble(compose_work(work, extra))
     parts.datamodule.setup("fit")
     x, y = parts.datamodule.splits["train"]
     parts.datamodule.splits["train"] = (x.to(device), y.to(device))
@@ -188,53 +189,76 @@ class BareModule(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def fit(
-    module: L.LightningModule,
-    parts: Assembled,
-    device: str,
-    epochs: int,
-    folder: str | None,
-    callbacks: list[Callback],
-    log_every: int = 10,
-) -> float:
-    timer = StepTimer(device)
-    trainer = L.Trainer(
+# Trainer settings of every Lightning variant: no validation in the timed work, so no
+# checkpoints, and no progress bar (it reads a value from the device every step)
+TIMED_RUN = {
+    "limit_val_batches": 0,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+}
+# the same for the stack, as config overrides; of the default callbacks, those that act
+# only on validation, checkpoints or the progress bar go, every other one stays
+STACK_RUN = [
+    "++trainer.limit_val_batches=0", "++trainer.enable_checkpointing=false",
+    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+]  # fmt: skip
+NOT_TIMED_CALLBACKS = [
+    "callbacks.model_checkpoint=null", "callbacks.last_checkpoint=null",
+    "callbacks.learning_rate_monitor=null", "callbacks.rich_progress_bar=null",
+]  # fmt: skip
+
+
+def bare_trainer(device: str, epochs: int, callbacks: list[Callback], **settings: Any) -> L.Trainer:
+    """What a Lightning user writes: a default Trainer with the timed-run settings."""
+    return L.Trainer(
         accelerator="gpu" if device == "cuda" else "cpu",
         devices=1,
         max_epochs=epochs,
-        logger=TensorBoardLogger(folder, name="", version="") if folder else False,
-        log_every_n_steps=log_every,
-        limit_val_batches=0,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer, *callbacks],
+        logger=False,
+        callbacks=callbacks,
+        **{**TIMED_RUN, **settings},
     )
-    if isinstance(module, BareModule):  # no validation_step: hand it the training batches only
-        trainer.fit(module, train_dataloaders=parts.datamodule.train_dataloader())
-    else:
-        trainer.fit(module, datamodule=parts.datamodule)
+
+
+def stack_trainer(
+    work: str, device: str, epochs: int, folder: str | None, extra: list[str] = ()
+) -> tuple[L.Trainer, StepTimer]:
+    """The Trainer train.py builds from the work's config (its callbacks, logger, profiler
+    and plugins), with the timed-run settings; no logger when `folder` is None."""
+    cfg = compose_work(
+        work,
+        [
+            *STACK_RUN,
+            *([] if "callbacks=none" in extra else NOT_TIMED_CALLBACKS),
+            f"trainer.max_epochs={epochs}",
+            f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+            "logger=tensorboard" if folder else "logger=none",
+            *([f"logger.tensorboard.save_dir={folder}"] if folder else []),
+            *extra,
+        ],
+    )
+    timer = StepTimer(device)
+    callbacks = [timer, *instantiate_all(cfg.get("callbacks"))]
+    return build_trainer(cfg.trainer, callbacks, instantiate_loggers(cfg)), timer
+
+
+def stack(work: str, device: str, epochs: int, logged: bool, extra: list[str] = ()) -> float:
+    parts = fresh(work, device, extra)
+    with tempfile.TemporaryDirectory() as folder:
+        trainer, timer = stack_trainer(work, device, epochs, folder if logged else None, extra)
+        trainer.fit(parts.module, datamodule=parts.datamodule)
     return timer.seconds_per_step
 
 
-def default_callbacks() -> list[Callback]:
-    """The default config's callbacks, as configured, that act on a run without validation:
-    checkpoints (they monitor val/objective), the LR monitor and the progress bar aside."""
-    skip = (ModelCheckpoint, LearningRateMonitor, RichProgressBar)
-    callbacks = instantiate_all(compose_work("mlp").callbacks)
-    return [c for c in callbacks if not isinstance(c, skip)]
-
-
-def stack(work: str, device: str, epochs: int, logged: bool, callbacks=default_callbacks):
+def bare(work: str, device: str, epochs: int, module_cls: type | None = None, **settings) -> float:
     parts = fresh(work, device)
-    with tempfile.TemporaryDirectory() as folder:
-        return fit(parts.module, parts, device, epochs, folder if logged else None, callbacks())
-
-
-def bare(work: str, device: str, epochs: int) -> float:
-    parts = fresh(work, device)
-    module = BareModule(work, copy.deepcopy(parts.module.model))
-    return fit(module, parts, device, epochs, None, [])
+    module = (module_cls or BareModule)(work, copy.deepcopy(parts.module.model))
+    timer = StepTimer(device)
+    trainer = bare_trainer(device, epochs, [timer], **settings)
+    # no validation_step: hand it the training batches only
+    trainer.fit(module, train_dataloaders=parts.datamodule.train_dataloader())
+    return timer.seconds_per_step
 
 
 # -- what logging and attribution cost --------------------------------------------------------
@@ -251,16 +275,29 @@ def naive_step(self: Any, batch: Any, stage: str) -> Tensor:
     return value.total
 
 
-def variant(step_fn: Callable | None, log_every: int, callbacks: Callable[[], list[Callback]]):
+def variant(step_fn: Callable | None, extra: list[str]) -> Callable[[str, str, int], float]:
+    """The stack with `extra` overrides, its step replaced by `step_fn` when given."""
+
     def run(work: str, device: str, epochs: int) -> float:
-        parts = fresh(work, device)
+        parts = fresh(work, device, extra)
         if step_fn is not None:
             parts.module._shared_step = step_fn.__get__(parts.module)
         with tempfile.TemporaryDirectory() as folder:
-            return fit(parts.module, parts, device, epochs, folder, callbacks(), log_every)
+            trainer, timer = stack_trainer(work, device, epochs, folder, extra)
+            trainer.fit(parts.module, datamodule=parts.datamodule)
+        return timer.seconds_per_step
 
     return run
 
+
+class PlainAttributesBare(PlainAttributes, BareModule):
+    """The bare module with the stack's fast path for Lightning's per-hook attributes."""
+
+
+ATTRIBUTION_ONLY = [
+    "callbacks.parameter_stats=null", "callbacks.objective_layout=null",
+    "callbacks.regression_figures=null", "callbacks.input_saliency=null",
+]  # fmt: skip
 
 COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
     "loops": {
@@ -271,17 +308,24 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
         "e_bare": bare,
     },
     "logging": {
-        "none": variant(unlogged_step, 10, list),
-        "default": variant(None, 10, list),
-        "every_step": variant(None, 1, list),
-        "naive_log": variant(naive_step, 1, list),
+        "none": variant(unlogged_step, ["callbacks=none"]),
+        "default": variant(None, ["callbacks=none"]),
+        "every_step": variant(None, ["callbacks=none", "trainer.log_every_n_steps=1"]),
+        "naive_log": variant(naive_step, ["callbacks=none", "trainer.log_every_n_steps=1"]),
     },
     "attribution": {
-        "off": variant(None, 10, list),
-        "every_0": variant(None, 10, lambda: [GradientAttribution(0)]),
-        "every_25": variant(None, 10, lambda: [GradientAttribution(25)]),
-        "every_25+layers": variant(None, 10, lambda: [GradientAttribution(25), ParameterStats(25)]),
-        "every_1": variant(None, 10, lambda: [GradientAttribution(1)]),
+        "off": variant(None, ["callbacks=none"]),
+        "every_0": variant(None, [*ATTRIBUTION_ONLY, "callbacks.grad_attribution.every_n_steps=0"]),
+        "every_25": variant(None, ATTRIBUTION_ONLY),
+        "every_25+layers": variant(None, ATTRIBUTION_ONLY[1:]),
+        "every_1": variant(None, [*ATTRIBUTION_ONLY, "callbacks.grad_attribution.every_n_steps=1"]),
+    },
+    # what the stack's Trainer and module remove from Lightning's own per-step cost
+    "lightning": {
+        "bare": bare,
+        "plain_attributes": lambda w, d, e: bare(w, d, e, PlainAttributesBare),
+        "null_profiler": lambda w, d, e: bare(w, d, e, profiler=NullProfiler()),
+        "both": lambda w, d, e: bare(w, d, e, PlainAttributesBare, profiler=NullProfiler()),
     },
 }
 

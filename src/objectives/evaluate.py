@@ -50,7 +50,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    from objectives.assemble import assemble, instantiate_loggers
+    from objectives.assemble import assemble, build_trainer, instantiate_loggers
 
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint["run_config"])
@@ -58,7 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         run_cfg.data = OmegaConf.merge(run_cfg.data, cfg.data)
     parts = assemble(run_cfg)
     parts.module.load_state_dict(checkpoint["state_dict"])
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=instantiate_loggers(cfg) or False)
+    trainer = build_trainer(cfg.trainer, loggers=instantiate_loggers(cfg))
     results = trainer.test(parts.module, datamodule=parts.datamodule)
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
 

@@ -43,7 +43,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, optionally test, log hyper-parameters; returns the final metrics as floats."""
     import lightning as L
 
-    from objectives.assemble import assemble, instantiate_all, instantiate_loggers
+    from objectives.assemble import assemble, build_trainer, instantiate_all, instantiate_loggers
     from objectives.distributed import use_job_command_for_children
     from objectives.hparams import hparams_of, log_hparams
     from objectives.resume import checkpoint_file, checkpoint_step, purge_after
@@ -53,9 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = assemble(cfg)
     loggers = instantiate_loggers(cfg)
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=instantiate_all(cfg.get("callbacks")), logger=loggers or False
-    )
+    trainer = build_trainer(cfg.trainer, instantiate_all(cfg.get("callbacks")), loggers)
     use_job_command_for_children(trainer)
     ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if ckpt_path is not None:

@@ -26,8 +26,10 @@ class ObjectiveValue:
     weighted: dict[str, Tensor]
 
     def stacked(self) -> Tensor:
-        """[total, weighted..., raw...] as one detached vector: one op to aggregate or log."""
-        return torch.stack([self.total, *self.weighted.values(), *self.raw.values()]).detach()
+        """[total, weighted..., raw...] as one detached vector: one op to aggregate or log
+        (taken outside autograd, which would otherwise record a node no backward uses)."""
+        with torch.no_grad():
+            return torch.stack([self.total, *self.weighted.values(), *self.raw.values()])
 
 
 class Objective(nn.Module):
@@ -80,7 +82,10 @@ class Objective(nn.Module):
         for term in self.terms:
             value = term.raw(outputs)
             raw[term.name] = value
-            weighted[term.name] = contribution = value * term.weight(step)
+            weight = term.weight(step)
+            # w = 1 leaves the value as it is: no multiplication in the forward or backward pass
+            contribution = value if weight == 1.0 else value * weight
+            weighted[term.name] = contribution
             total = contribution if total is None else total + contribution
         assert total is not None  # the constructor refuses an empty objective
         return ObjectiveValue(total, raw, weighted)

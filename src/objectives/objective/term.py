@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from objectives.errors import ConfigError
 from objectives.objective.weights import Weight, as_weight
 from objectives.regularizers import closed_form_gradient as penalty_gradient
+from objectives.regularizers.closed_form import ClosedFormPenalty
 
 # Modules whose parameters are scale/shift of a normalisation, not weights to shrink.
 NORM_LAYERS = (
@@ -119,6 +120,7 @@ class ParameterPenalty(Term):
     ) -> None:
         super().__init__(name, weight, symbol or f"{name}(θ)")
         self.fn = fn
+        self._gradient = penalty_gradient(fn)  # None: autograd differentiates fn
         self.exclude_bias_and_norm = bool(exclude_bias_and_norm)
         self._parameters_read: list[nn.Parameter] | None = None
 
@@ -139,13 +141,16 @@ class ParameterPenalty(Term):
             raise RuntimeError(
                 f"regularizer '{self.name}' is not bound to a network; call Objective.bind(model)"
             )
+        if self._gradient is not None:  # one autograd node with the closed-form gradient
+            return ClosedFormPenalty.apply(self.fn, self._gradient, *self._parameters_read)
         return self.fn(self._parameters_read)
 
     def closed_form_gradient(self) -> dict[nn.Parameter, Tensor] | None:
-        gradient = penalty_gradient(self.fn)
-        if gradient is None or self._parameters_read is None:
+        if self._gradient is None or self._parameters_read is None:
             return None
-        return dict(zip(self._parameters_read, gradient(self._parameters_read), strict=True))
+        with torch.no_grad():
+            values = self._gradient(self._parameters_read)
+        return dict(zip(self._parameters_read, values, strict=True))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, exclude_bias_and_norm={self.exclude_bias_and_norm}"

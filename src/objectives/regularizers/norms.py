@@ -36,20 +36,24 @@ def elastic_net(params: Sequence[Tensor], l1_ratio: float = 0.5) -> Tensor:
     return l1_ratio * l1(params) + 0.5 * (1.0 - l1_ratio) * l2(params)
 
 
-# Closed-form gradients, so attribution needs no extra backward pass for these terms.
+# Closed-form gradients, for attribution (no extra backward pass) and for training
+# (closed_form.py: one autograd node a penalty). Each is one fused op over all tensors,
+# and differentiable itself, so a second derivative through the penalty stays right.
 def l1_gradient(params: Sequence[Tensor]) -> list[Tensor]:
     """∂‖θ‖₁/∂θ = sign(θ) (0 at 0, as autograd takes it)."""
-    return [p.detach().sign() for p in params]
+    return list(torch._foreach_sign(list(params)))
 
 
 def l2_gradient(params: Sequence[Tensor]) -> list[Tensor]:
     """∂‖θ‖₂²/∂θ = 2θ (the seed's dw_reg / λ)."""
-    return [2.0 * p.detach() for p in params]
+    return list(torch._foreach_mul(list(params), 2.0))
 
 
 def elastic_net_gradient(params: Sequence[Tensor], l1_ratio: float = 0.5) -> list[Tensor]:
     """ρ·sign(θ) + (1−ρ)·θ."""
-    return [l1_ratio * p.detach().sign() + (1.0 - l1_ratio) * p.detach() for p in params]
+    params = list(params)
+    signs = torch._foreach_mul(torch._foreach_sign(params), l1_ratio)
+    return list(torch._foreach_add(signs, torch._foreach_mul(params, 1.0 - l1_ratio)))
 
 
 GRADIENTS: dict[Callable, Callable] = {

@@ -28,6 +28,7 @@ from torchmetrics import Metric, MetricCollection
 from objectives.errors import NonFiniteObjective
 from objectives.objective import Objective, ObjectiveValue
 from objectives.tasks.nonfinite import check_policy, describe, non_finite
+from objectives.tasks.plain_attributes import PlainAttributes
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.tasks.term_means import TermMeans
 from objectives.writers import tensorboard_writers
@@ -39,7 +40,7 @@ STAGES = ("train", "val", "test")
 EPOCH_PREFIX = {"train": "train_epoch", "val": "val", "test": "test"}
 
 
-class ObjectiveModule(L.LightningModule):
+class ObjectiveModule(PlainAttributes, L.LightningModule):
     """Base class: subclasses set `task_name`, `produces` and implement `step_outputs`."""
 
     task_name: ClassVar[str] = "task"
@@ -151,8 +152,9 @@ class ObjectiveModule(L.LightningModule):
 
     def _shared_step(self, batch: Any, stage: str) -> Tensor | None:
         outputs = self.step_outputs(batch)
-        value = self.objective(outputs, step=self.global_step)
-        if not self.record(value, stage, batch_size=len(batch[0])):
+        step = self.global_step
+        value = self.objective(outputs, step=step)
+        if not self.record(value, stage, batch_size=len(batch[0]), step=step):
             return None  # Lightning skips this step's backward and optimizer step
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
@@ -168,30 +170,34 @@ class ObjectiveModule(L.LightningModule):
         batch_size: int,
         player: str = "",
         log_step: bool | None = None,
+        step: int | None = None,
     ) -> bool:
         """Account one step's objective value: the non-finite guard (training), the epoch
         sums, the per-step values (every `log_every_n_steps` optimizer steps, or when
         `log_step` says). False when the step must be skipped (`nonfinite=skip`). Tasks
         with their own steps (GAN) call it once a player and step."""
         stacked = value.stacked()
-        if stage == "train" and self._step_is_non_finite(stacked):
+        if stage == "train" and self._step_is_non_finite(value.total):
             if self.nonfinite == "skip":
                 self.skipped_steps += 1
                 return False
             self._on_non_finite(stacked, stage, player)
         self.term_means[tagged(EPOCH_PREFIX[stage], player)].update(stacked, batch_size)
-        if log_step is None:
-            log_step = self.global_step % self.trainer.log_every_n_steps == 0
-        if stage == "train" and log_step:
-            self._log_step_values(stacked, player)
+        if stage != "train":
+            return True
+        step = self.global_step if step is None else step
+        if log_step or (log_step is None and step % self.trainer.log_every_n_steps == 0):
+            self._log_step_values(stacked, player, step)
         return True
 
     # -- non-finite objective (see nonfinite.py) ----------------------------------------------
-    def _step_is_non_finite(self, stacked: Tensor) -> bool:
-        bad = non_finite(stacked)
+    def _step_is_non_finite(self, total: Tensor) -> bool:
+        """Whether J is NaN/±Inf: exactly when any term, weighted or raw, is (J sums the
+        weighted terms, each a finite weight times its raw value), so one value is read."""
+        bad = not bool(total.isfinite())
         if self.trainer.world_size > 1:  # every rank must stop or skip together
             return self.trainer.strategy.reduce_boolean_decision(bad, all=False)
-        return bool(bad)
+        return bad
 
     def _on_non_finite(self, values: Tensor, stage: str, player: str = "") -> None:
         """Stop with a message naming the bad terms (`stop`), or warn once (`warn`)."""
@@ -220,10 +226,10 @@ class ObjectiveModule(L.LightningModule):
         return self._shared_step(batch, "test")
 
     # -- logging ------------------------------------------------------------------------------
-    def _log_step_values(self, stacked: Tensor, player: str = "") -> None:
+    def _log_step_values(self, stacked: Tensor, player: str, step: int) -> None:
         """Per-step values, straight to the loggers (rank 0 only), without a device sync."""
         if self.loggers and self.trainer.is_global_zero:
-            self._step_values[player].push(self.global_step, stacked, self.loggers)
+            self._step_values[player].push(step, stacked, self.loggers)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.step_value = None

@@ -8,13 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-)
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from objectives.errors import ConfigError
+from objectives.metrics.confusion import ConfusionAccuracy, ConfusionF1
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
 
@@ -65,13 +62,13 @@ class ClassificationModule(ObjectiveModule):
         return outputs
 
     def configure_metrics(self, stage: str) -> MetricCollection:
+        # one confusion matrix a step serves all three (metrics/confusion.py)
         c = self.num_classes
-        metrics = {
-            "acc": MulticlassAccuracy(num_classes=c, average="micro"),
-            "f1_macro": MulticlassF1Score(num_classes=c, average="macro"),
-        }
+        metrics = {"acc": ConfusionAccuracy(num_classes=c), "f1_macro": ConfusionF1(num_classes=c)}
         if stage != "train":  # a drawing per training epoch would cost more than it shows
-            metrics["confusion_matrix"] = MulticlassConfusionMatrix(num_classes=c)
+            metrics["confusion_matrix"] = MulticlassConfusionMatrix(
+                num_classes=c, validate_args=False
+            )
         return MetricCollection(metrics)
 
     def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:

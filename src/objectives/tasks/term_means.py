@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from objectives.tasks.plain_attributes import PlainAttributes
 
 
-class TermMeans(nn.Module):
+class TermMeans(PlainAttributes):
     """Batch-size-weighted running mean of a fixed-length vector."""
 
     def __init__(self, size: int) -> None:

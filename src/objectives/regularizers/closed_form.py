@@ -1,0 +1,47 @@
+"""A parameter penalty whose gradient has a closed form, as one autograd node.
+
+Through autograd, L1 over a network's k parameter tensors is 2k + 2 nodes (an abs and a
+sum a tensor, a stack, a sum), each with its own backward call; on the seed MLP, L1 and
+L2 together cost about 70 µs a step more that way than handing autograd their closed-form
+gradients (sign θ and 2θ, one fused op each for all tensors). `ClosedFormPenalty` keeps
+the value exactly as the penalty computes it and gives autograd the gradient
+`grad_output · gradient(θ)`, identical to the one autograd derives for L1 and L2
+(tests/test_closed_form_penalty.py). A backward that builds a graph (`create_graph=True`,
+for second derivatives) differentiates the penalty through autograd instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+Penalty = Callable[[Sequence[Tensor]], Tensor]
+Gradient = Callable[[Sequence[Tensor]], list[Tensor]]
+
+
+class ClosedFormPenalty(torch.autograd.Function):
+    """`ClosedFormPenalty.apply(value, gradient, *params)`: `value(params)`, differentiated
+    by `gradient(params)` (one tensor a parameter) instead of through its own graph."""
+
+    # `forward` takes `ctx` itself: the `setup_context` form (needed only by torch.func
+    # transforms, which refuse this one with a clear error) costs 25 µs more a call
+    @staticmethod
+    def forward(ctx: Any, value: Penalty, gradient: Gradient, *params: Tensor) -> Tensor:
+        ctx.value, ctx.gradient = value, gradient
+        ctx.save_for_backward(*params)
+        return value(params)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        params = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: autograd's own, differentiable again
+            with torch.enable_grad():
+                grads = torch.autograd.grad(
+                    ctx.value(params), params, grad_output, create_graph=True
+                )
+        else:
+            grads = torch._foreach_mul(ctx.gradient(params), grad_output)
+        return (None, None, *grads)

@@ -5,17 +5,23 @@ quote medians), the same training work runs as
 
   a  idiomatic   a PyTorch loop over DataLoader(TensorDataset), batches fetched sample by sample
   b  tuned       a PyTorch loop that slices the tensors a batch at a time
-  c  stack       this project: task module, objective, per-term logging at the default
-                 settings, the default attribution callbacks, TensorBoard; no progress bar
+  c  stack       this project: the task module and its objective, per-term logging at the
+                 default settings (TensorBoard), the training metrics, and the Trainer
+                 train.py builds; no progress bar, no callbacks
   d  no_log      (c) with no logger (nothing written; the per-step values are not copied)
   e  bare        a bare LightningModule: same network, same objective written by hand,
-                 same in-memory batches, nothing logged
+                 same in-memory batches, a default Trainer, nothing logged
+  f  callbacks   (c) with the default callbacks that act during training: gradient
+                 attribution, per-layer gradient norms, parameter histograms, the
+                 TensorBoard layout, saliency and regression figures (`python train.py`
+                 without its checkpoints, LR monitor and progress bar)
 
 Work `mlp` (default): the seed's MLP 5→64→32→1 on 65,536 synthetic rows, batch 256, Adam,
 J = MSE + 0.1·L1 + 1e-4·L2. Work `cnn`: the seed's CNN on scikit-learn's 1,257 training
 digits, batch 64, Adam, J = CE + 1e-4·L2, where each step is bigger.
 Each fit's first epoch is a warm-up and is not timed. The script prints samples/s and the
-throughput ratios c/a, c/b, c/d, c/e (median [min, max] over rounds), then start-up times:
+throughput ratios c/a, c/b, c/d, c/e and f/c, f/e (median [min, max] over rounds), then
+start-up times:
 `train.py --help`, `train.py --cfg job`, and launch-to-first-training-step.
 
     python scripts/benchmark.py                      # mlp, CPU
@@ -23,12 +29,15 @@ throughput ratios c/a, c/b, c/d, c/e (median [min, max] over rounds), then start
     python scripts/benchmark.py --device cuda        # on a GPU machine
     python scripts/benchmark.py --compare logging    # what per-term logging costs
     python scripts/benchmark.py --compare attribution
+    python scripts/benchmark.py --compare lightning  # what the stack removes from Lightning
 
 `--compare logging`: none (objective only, nothing aggregated or logged), default (terms
 written every 10 steps), every_step, naive_log (`self.log_dict` of every term, on_step and
 on_epoch, each step). `--compare attribution`: off, every_0 (present but off), every_25 (the
-default), every_25+layers (with ParameterStats), every_1. Ratios there are time per step
-relative to the first variant.
+default), every_25+layers (with ParameterStats), every_1. `--compare lightning`: the bare
+module (e) as it is, with the stack's fast path for the attributes Lightning sets around
+every hook (PlainAttributes), with its null profiler, and with both. Ratios there are time
+per step relative to the first variant.
 """
 
 from __future__ import annotations
@@ -243,7 +252,8 @@ def stack_trainer(
     return build_trainer(cfg.trainer, callbacks, instantiate_loggers(cfg)), timer
 
 
-def stack(work: str, device: str, epochs: int, logged: bool, extra: list[str] = ()) -> float:
+def stack(work: str, device: str, epochs: int, logged: bool, callbacks: bool = False) -> float:
+    extra = [] if callbacks else ["callbacks=none"]
     parts = fresh(work, device, extra)
     with tempfile.TemporaryDirectory() as folder:
         trainer, timer = stack_trainer(work, device, epochs, folder if logged else None, extra)
@@ -306,6 +316,7 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
         "c_stack": lambda w, d, e: stack(w, d, e, logged=True),
         "d_no_log": lambda w, d, e: stack(w, d, e, logged=False),
         "e_bare": bare,
+        "f_callbacks": lambda w, d, e: stack(w, d, e, logged=True, callbacks=True),
     },
     "logging": {
         "none": variant(unlogged_step, ["callbacks=none"]),
@@ -403,10 +414,11 @@ def main(argv: list[str] | None = None) -> None:
         median = statistics.median(times[name])
         print(f"{name:<16} {batch / median:10.0f} {1000 * median:8.3f}")
     if args.compare == "loops":
-        stack_times = times["c_stack"]
-        for other in ("a_idiomatic", "b_tuned", "d_no_log", "e_bare"):
-            ratios = [o / c for c, o in zip(stack_times, times[other], strict=True)]
-            print(f"c/{other[0]} throughput: {summary(ratios)}")
+        for name, other in [
+            ("c_stack", o) for o in ("a_idiomatic", "b_tuned", "d_no_log", "e_bare")
+        ] + [("f_callbacks", "c_stack"), ("f_callbacks", "e_bare")]:
+            ratios = [o / x for x, o in zip(times[name], times[other], strict=True)]
+            print(f"{name[0]}/{other[0]} throughput: {summary(ratios)}")
     else:
         base = next(iter(variants))
         for name in variants:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
 from torch import Tensor
 
 from objectives.data.batches import InMemoryBatches
@@ -175,6 +177,14 @@ class InMemoryDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
         )
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
+        """Batches sliced from tensors already on `device` are handed on as they are;
+        Lightning's default walks every batch as a collection to move it (about 1 % of the
+        seed MLP's step on the project's CPU)."""
+        if all(isinstance(t, Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def train_dataloader(self) -> InMemoryBatches:
         return self._batches("train", train=True)

@@ -29,6 +29,7 @@ from objectives.errors import NonFiniteObjective
 from objectives.objective import Objective, ObjectiveValue
 from objectives.tasks.nonfinite import check_policy, describe, non_finite
 from objectives.tasks.plain_attributes import PlainAttributes
+from objectives.tasks.signatures import stored_signature
 from objectives.tasks.step_values import DeferredStepValues
 from objectives.tasks.term_means import TermMeans
 from objectives.writers import tensorboard_writers
@@ -216,12 +217,15 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
             "for NaN, or skip such steps with task.nonfinite=skip"
         )
 
+    @stored_signature
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         return self._shared_step(batch, "train")
 
+    @stored_signature
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "val")
 
+    @stored_signature
     def test_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
 

@@ -33,6 +33,21 @@ def test_benchmark_runs_and_prints_the_ratios(benchmark, capsys) -> None:
          "--override", "data.source.n=2048"]
     )  # fmt: skip
     out = capsys.readouterr().out
-    for line in ("c/a throughput", "c/b throughput", "c/d throughput", "c/e throughput"):
-        assert line in out
+    for pair in ("c/a", "c/b", "c/d", "c/e", "f/c", "f/e"):
+        assert f"{pair} throughput" in out
     assert "work=mlp device=cpu" in out
+
+
+def test_the_stack_is_timed_with_the_trainer_train_py_builds(benchmark) -> None:
+    """c runs the config's Trainer (null profiler, no callbacks, the project's TensorBoard
+    logger); f adds the default callbacks, grouped; neither keeps checkpoints."""
+    benchmark.OVERRIDES[:] = ["data.source.n=512"]
+    trainer, _ = benchmark.stack_trainer("mlp", "cpu", 1, "unused", ["callbacks=none"])
+    assert type(trainer.profiler).__name__ == "NullProfiler"
+    assert type(trainer.logger).__module__ == "objectives.tensorboard_logger"
+    assert [type(c).__name__ for c in trainer.callbacks] == ["StepTimer"]
+    trainer, _ = benchmark.stack_trainer("mlp", "cpu", 1, None)
+    names = [type(c).__name__ for c in trainer.callbacks]
+    assert "CallbackGroup" in names and "ModelCheckpoint" not in names
+    assert trainer.logger is None
+    benchmark.OVERRIDES[:] = []

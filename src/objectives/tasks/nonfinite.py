@@ -11,8 +11,9 @@ policies (`task.nonfinite=`):
   `train_epoch/skipped_steps`, and go on.
 - `warn`: log a warning once and go on (the old behaviour, for debugging).
 
-The check reads one boolean a training step (`.item()`: a few µs on a CPU, one small
-sync on a GPU); validation and test are checked once an epoch, from their means.
+The check reads one boolean a training step, whether J is finite (J sums the weighted
+terms, so it is finite exactly when every weighted and raw term is): a few µs on a CPU,
+one small sync on a GPU. Validation and test are checked once an epoch, from their means.
 """
 
 from __future__ import annotations

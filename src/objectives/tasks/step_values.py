@@ -5,7 +5,7 @@ At a logging step the stacked values start an asynchronous copy to host memory. 
 written to the loggers later, in order, by which time the copy has long finished: when
 `burst` of them wait, or the oldest has waited `max_delay_s` seconds (then all but the
 newest go), and all of them at the end of training and at every checkpoint. On a GPU this
-never stalls the step path; on a CPU the copy is a plain one.
+never stalls the step path; on a CPU the copy is a plain clone.
 
 Why bursts: each write wakes TensorBoard's writer thread, which checksums the event in
 Python while holding the GIL, and the training thread pays for the hand-over. Writing ten
@@ -41,8 +41,8 @@ class DeferredStepValues:
             host = values.detach().to("cpu", non_blocking=True)
             event = torch.cuda.Event()
             event.record()
-        else:
-            host = values.detach().to("cpu")
+        else:  # a copy: the values wait, and the caller's tensor may change meanwhile
+            host = values.detach().clone()
         if not self._pending:
             self._oldest = time.monotonic()
         self._pending.append((step, host, event))

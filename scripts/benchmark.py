@@ -252,9 +252,18 @@ def stack_trainer(
     return build_trainer(cfg.trainer, callbacks, instantiate_loggers(cfg)), timer
 
 
-def stack(work: str, device: str, epochs: int, logged: bool, callbacks: bool = False) -> float:
-    extra = [] if callbacks else ["callbacks=none"]
+def stack(
+    work: str,
+    device: str,
+    epochs: int,
+    logged: bool = True,
+    extra: list[str] = (),
+    step_fn: Callable | None = None,
+) -> float:
+    """The stack with `extra` overrides, its step replaced by `step_fn` when given."""
     parts = fresh(work, device, extra)
+    if step_fn is not None:
+        parts.module._shared_step = step_fn.__get__(parts.module)
     with tempfile.TemporaryDirectory() as folder:
         trainer, timer = stack_trainer(work, device, epochs, folder if logged else None, extra)
         trainer.fit(parts.module, datamodule=parts.datamodule)
@@ -286,18 +295,7 @@ def naive_step(self: Any, batch: Any, stage: str) -> Tensor:
 
 
 def variant(step_fn: Callable | None, extra: list[str]) -> Callable[[str, str, int], float]:
-    """The stack with `extra` overrides, its step replaced by `step_fn` when given."""
-
-    def run(work: str, device: str, epochs: int) -> float:
-        parts = fresh(work, device, extra)
-        if step_fn is not None:
-            parts.module._shared_step = step_fn.__get__(parts.module)
-        with tempfile.TemporaryDirectory() as folder:
-            trainer, timer = stack_trainer(work, device, epochs, folder, extra)
-            trainer.fit(parts.module, datamodule=parts.datamodule)
-        return timer.seconds_per_step
-
-    return run
+    return lambda w, d, e: stack(w, d, e, extra=extra, step_fn=step_fn)
 
 
 class PlainAttributesBare(PlainAttributes, BareModule):
@@ -313,10 +311,10 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
     "loops": {
         "a_idiomatic": lambda w, d, e: plain_loop(w, d, e, idiomatic=True),
         "b_tuned": lambda w, d, e: plain_loop(w, d, e, idiomatic=False),
-        "c_stack": lambda w, d, e: stack(w, d, e, logged=True),
-        "d_no_log": lambda w, d, e: stack(w, d, e, logged=False),
+        "c_stack": variant(None, ["callbacks=none"]),
+        "d_no_log": lambda w, d, e: stack(w, d, e, logged=False, extra=["callbacks=none"]),
         "e_bare": bare,
-        "f_callbacks": lambda w, d, e: stack(w, d, e, logged=True, callbacks=True),
+        "f_callbacks": variant(None, []),
     },
     "logging": {
         "none": variant(unlogged_step, ["callbacks=none"]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -238,7 +238,7 @@ def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
 
 
 def build_trainer(
-    trainer_cfg: DictConfig, callbacks: list[Callback] = (), loggers: list[Logger] = ()
+    trainer_cfg: DictConfig, callbacks: Sequence[Callback] = (), loggers: Sequence[Logger] = ()
 ) -> L.Trainer:
     """The configured Trainer, built for speed where that changes nothing it computes: the
     project's observer callbacks share one hook dispatch (callbacks/group.py), and the

@@ -70,6 +70,7 @@ from objectives.assemble import (
     instantiate_all,
     instantiate_loggers,
 )
+from objectives.blas_threads import keep_cores_for_torch
 from objectives.cli import quiet_irrelevant_warnings
 from objectives.config import config_dir
 from objectives.null_profiler import NullProfiler
@@ -393,6 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     OVERRIDES[:] = args.override
     quiet_irrelevant_warnings()
+    keep_cores_for_torch()  # as train.py does (numpy's BLAS threads would compete with torch)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     epochs = args.epochs or EPOCHS[args.work]
     variants = COMPARISONS[args.compare]

@@ -51,6 +51,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     from objectives.assemble import assemble, build_trainer, instantiate_loggers
+    from objectives.blas_threads import keep_cores_for_torch
 
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint["run_config"])
@@ -59,6 +60,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     parts = assemble(run_cfg)
     parts.module.load_state_dict(checkpoint["state_dict"])
     trainer = build_trainer(cfg.trainer, loggers=instantiate_loggers(cfg))
+    keep_cores_for_torch()
     results = trainer.test(parts.module, datamodule=parts.datamodule)
     return {k: float(v) for k, v in (results[0] if results else {}).items()}
 

@@ -44,6 +44,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
 
     from objectives.assemble import assemble, build_trainer, instantiate_all, instantiate_loggers
+    from objectives.blas_threads import keep_cores_for_torch
     from objectives.distributed import use_job_command_for_children
     from objectives.hparams import hparams_of, log_hparams
     from objectives.resume import checkpoint_file, checkpoint_step, purge_after
@@ -54,6 +55,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     parts = assemble(cfg)
     loggers = instantiate_loggers(cfg)
     trainer = build_trainer(cfg.trainer, instantiate_all(cfg.get("callbacks")), loggers)
+    keep_cores_for_torch()
     use_job_command_for_children(trainer)
     ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)
     if ckpt_path is not None:

@@ -4,7 +4,7 @@ Lightning sets `module._current_fx_name` before and after each hook it calls, ab
 times a training step. Every such assignment goes through `nn.Module.__setattr__`, which
 checks whether the value is a Parameter, a Module or a Buffer; the Parameter and Buffer
 checks run Python-level `__instancecheck__`s. On the project's 2-core CPU that cost
-about 0.1 ms a step, 8 % of the seed MLP's step (docs/benchmarks.md).
+about 4 % of the seed MLP's step (docs/benchmarks.md, `--compare lightning`).
 
 For a name that already is a plain attribute (it lives in the instance `__dict__`, so it
 is no parameter, buffer or submodule) and a value that is neither a tensor nor a module,

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
 # Epoch-level training values get their own section, so `train/` holds per-step values only.
 EPOCH_PREFIX = {"train": "train_epoch", "val": "val", "test": "test"}
+# the methods Lightning inspects on every batch
+STEP_METHODS = ("training_step", "validation_step", "test_step")
 
 
 class ObjectiveModule(PlainAttributes, L.LightningModule):
@@ -55,6 +57,13 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
     default_player: ClassVar[str] = ""
     # whether the data's targets are what the model learns to output (not for a GAN)
     reads_targets: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A task's own step methods get their signature stored too (tasks/signatures.py)."""
+        super().__init_subclass__(**kwargs)
+        for name in STEP_METHODS:
+            if name in cls.__dict__:
+                stored_signature(cls.__dict__[name])
 
     def __init__(
         self,

@@ -36,7 +36,6 @@ from objectives.errors import ConfigError
 from objectives.metrics import knn_accuracy, linear_probe_accuracy
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule, tagged
-from objectives.tasks.signatures import stored_signature
 from objectives.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,6 @@ class ContrastiveModule(ObjectiveModule):
                               for t in (z1, z2, labels))  # fmt: skip
         return {"z1": z1, "z2": z2, "labels": labels}
 
-    @stored_signature
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         self._gather = self.trainer.world_size > 1  # every process runs every training step
         try:

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 from objectives.errors import ConfigError
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
-from objectives.tasks.signatures import stored_signature
 from objectives.writers import tensorboard_writers
 
 
@@ -115,7 +114,6 @@ class GANModule(ObjectiveModule):
         self.manual_backward(value.total)
         optimizer.step()
 
-    @stored_signature
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0]
         gen_optimizer, disc_optimizer = self.optimizers()
@@ -136,11 +134,9 @@ class GANModule(ObjectiveModule):
             for player, objective in self._players.items():
                 self.record(objective(outputs, step=self.global_step), stage, len(real), player)
 
-    @stored_signature
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluation_step(batch, "val")
 
-    @stored_signature
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluation_step(batch, "test")
 

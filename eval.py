@@ -3,7 +3,7 @@
 python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt
 """
 
-from objectives.evaluate import main
+from objectives.run.evaluate import main
 
 if __name__ == "__main__":
     main()

@@ -63,17 +63,17 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from objectives.assemble import (
+from objectives.run.assemble import (
     Assembled,
     assemble,
     build_trainer,
     instantiate_all,
     instantiate_loggers,
 )
-from objectives.blas_threads import keep_cores_for_torch
-from objectives.cli import quiet_irrelevant_warnings
-from objectives.config import config_dir
-from objectives.null_profiler import NullProfiler
+from objectives.run.blas_threads import keep_cores_for_torch
+from objectives.run.cli import quiet_irrelevant_warnings
+from objectives.run.config import config_dir
+from objectives.run.null_profiler import NullProfiler
 from objectives.tasks.plain_attributes import PlainAttributes
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,8 +19,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from objectives.config import config_dir
 from objectives.data.images import digits
+from objectives.run.config import config_dir
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ".venv/bin/python scripts/plot_augment.py"

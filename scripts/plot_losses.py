@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from objectives.config import config_dir, group_options
+from objectives.run.config import config_dir, group_options
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -14,8 +14,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from objectives.config import config_dir, register_resolvers
 from objectives.errors import ConfigError, unwrap_config_error
+from objectives.run.cli import register_resolvers
+from objectives.run.config import config_dir
 
 # Keep end-to-end runs short and quiet; each test adds its own overrides.
 FAST = ["trainer.max_epochs=2", "trainer.enable_model_summary=false"]

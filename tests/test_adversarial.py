@@ -12,11 +12,12 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from objectives.config import config_dir
 from objectives.errors import ConfigError
 from objectives.losses import adversarial as adv
-from objectives.models import MLP, GANNetworks, call_with_dims
+from objectives.models import MLP, GANNetworks
 from objectives.regularizers import GradientPenalty, R1Penalty
+from objectives.run.config import config_dir
+from objectives.run.sizes import call_with_dims
 
 GAMES = {
     "gan_ns": (adv.ns_discriminator, adv.ns_generator),

@@ -16,7 +16,7 @@ from objectives.callbacks.objective_layout import objective_layout
 from objectives.errors import ConfigError
 from objectives.objective import LossTerm, Objective, ParameterPenalty
 from objectives.regularizers import closed_form_gradient, elastic_net, l1, l2
-from objectives.train import train
+from objectives.run.train import train
 from tests.conftest import read_accumulator, read_scalars
 
 
@@ -129,8 +129,8 @@ def test_input_saliency_is_the_mean_absolute_input_gradient(compose_cfg, tmp_pat
 
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from objectives.assemble import assemble
     from objectives.callbacks import InputSaliency
+    from objectives.run.assemble import assemble
 
     parts = assemble(compose_cfg())
     parts.datamodule.setup("fit")

@@ -21,7 +21,7 @@ from objectives.augment import (
     RandomResizedCrop,
 )
 from objectives.augment.affine import warp
-from objectives.config import config_dir, group_options
+from objectives.run.config import config_dir, group_options
 from tests.conftest import config_error_of, load_script
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

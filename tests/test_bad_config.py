@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from objectives.overrides import check_command_line
-from objectives.train import train
+from objectives.run.overrides import check_command_line
+from objectives.run.train import train
 from tests.conftest import config_error_of
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ import torch
 from objectives.data import InMemoryDataModule
 from objectives.data.csv import csv_data, csv_table, read_table
 from objectives.errors import ConfigError
-from objectives.train import train
+from objectives.run.train import train
 from tests.conftest import config_error_of
 
 

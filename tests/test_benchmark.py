@@ -44,7 +44,7 @@ def test_the_stack_is_timed_with_the_trainer_train_py_builds(benchmark) -> None:
     benchmark.OVERRIDES[:] = ["data.source.n=512"]
     trainer, _ = benchmark.stack_trainer("mlp", "cpu", 1, "unused", ["callbacks=none"])
     assert type(trainer.profiler).__name__ == "NullProfiler"
-    assert type(trainer.logger).__module__ == "objectives.tensorboard_logger"
+    assert type(trainer.logger).__module__ == "objectives.run.tensorboard_logger"
     assert [type(c).__name__ for c in trainer.callbacks] == ["StepTimer"]
     trainer, _ = benchmark.stack_trainer("mlp", "cpu", 1, None)
     names = [type(c).__name__ for c in trainer.callbacks]

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from objectives.blas_threads import keep_cores_for_torch
+from objectives.run.blas_threads import keep_cores_for_torch
 
 
 def test_blas_runs_on_one_thread_and_torch_keeps_its_own() -> None:

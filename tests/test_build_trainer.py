@@ -8,10 +8,10 @@ import contextlib
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.profilers import SimpleProfiler
 
-from objectives.assemble import build_trainer, instantiate_all, instantiate_loggers
 from objectives.callbacks import GradientAttribution, ObjectiveLayout
 from objectives.callbacks.group import CallbackGroup
-from objectives.null_profiler import NullProfiler
+from objectives.run.assemble import build_trainer, instantiate_all, instantiate_loggers
+from objectives.run.null_profiler import NullProfiler
 
 
 def trainer_of(compose_cfg, *overrides: str):

@@ -10,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from objectives.assemble import assemble
 from objectives.data.images import blobs_images, digits
 from objectives.errors import ConfigError
 from objectives.losses import FocalLoss
 from objectives.models import CNN
-from objectives.train import train
+from objectives.run.assemble import assemble
+from objectives.run.train import train
 from tests.conftest import config_error_of, read_accumulator, read_scalars
 
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from objectives.objective import ParameterPenalty
+from objectives.objective.closed_form import ClosedFormPenalty
 from objectives.regularizers import closed_form_gradient, elastic_net, l1, l2
-from objectives.regularizers.closed_form import ClosedFormPenalty
 
 PENALTIES = {"l1": l1, "l2": l2, "elastic_net": functools.partial(elastic_net, l1_ratio=0.3)}
 

@@ -10,10 +10,10 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from objectives.assemble import assemble, instantiate_all, instantiate_loggers
-from objectives.config import group_options, options_that_fit
 from objectives.errors import ConfigError
 from objectives.objective import build_objective, build_player_objectives
+from objectives.run.assemble import assemble, instantiate_all, instantiate_loggers
+from objectives.run.config import group_options, options_that_fit
 from tests.conftest import config_error_of
 
 GROUPS = [

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from objectives.assemble import assemble
+from objectives.run.assemble import assemble
+from objectives.run.train import train
 from objectives.tasks.contrastive import ContrastiveModule, represent
-from objectives.train import train
 from tests.conftest import config_error_of, read_accumulator, read_scalars
 
 SHORT = ["experiment=digits_simclr", "trainer.max_epochs=2", "task.probe_epochs=20"]

@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
-from objectives.assemble import assemble
+from objectives.run.assemble import assemble
 
 RUN = ["experiment=digits_simclr", "augment=none", "model.dropout=0", "trainer.max_steps=1",
        "callbacks=none", "logger=none", "data.shuffle=false", "test=false",

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from objectives.config import config_dir
 from objectives.errors import ConfigError
 from objectives.losses import TripletLoss, nt_xent, supcon
 from objectives.objective import build_objective
+from objectives.run.config import config_dir
 
 F64 = torch.float64
 

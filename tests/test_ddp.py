@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from objectives.distributed import SharedRunFolderError, rank_suffix, run_stamp
-from objectives.train import train
+from objectives.run.distributed import SharedRunFolderError, rank_suffix, run_stamp
+from objectives.run.train import train
 from tests.conftest import read_scalars
 
 REPO = Path(__file__).resolve().parents[1]

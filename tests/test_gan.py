@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from objectives.assemble import assemble
 from objectives.errors import ConfigError
-from objectives.train import train
+from objectives.run.assemble import assemble
+from objectives.run.train import train
 from tests.conftest import config_error_of, read_accumulator, read_scalars
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import objectives.metrics.gan as gan
-from objectives.config import config_dir
 from objectives.data.ring import ring, ring_centres
 from objectives.errors import ConfigError
 from objectives.metrics import (
@@ -27,6 +26,7 @@ from objectives.metrics import (
     ring_scatter,
 )
 from objectives.metrics.gan import digits_split
+from objectives.run.config import config_dir
 
 # share of a 2-d isotropic Gaussian within 3σ of its mean (chi distribution, 2 dof)
 WITHIN_3_SIGMA = 1 - math.exp(-4.5)  # 0.98889

@@ -17,7 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from objectives.sweeps.optuna_failures import FailedTrialsToOptuna
+from objectives.run.sweeps.optuna_failures import FailedTrialsToOptuna
 from tests.conftest import compose_with_hydra
 
 REPO = Path(__file__).resolve().parents[1]

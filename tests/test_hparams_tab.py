@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tensorboard.plugins.hparams import metadata
 
-from objectives.sweeps.hparams_tab import union_of_settings, write_sweep_experiment
+from objectives.run.sweeps.hparams_tab import union_of_settings, write_sweep_experiment
 from tests.conftest import read_accumulator
 
 RECORDS = [

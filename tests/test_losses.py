@@ -10,9 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from objectives.config import config_dir
 from objectives.errors import ConfigError
 from objectives.losses import QuantileLoss, log_cosh
+from objectives.run.config import config_dir
 
 TORCH_LOSSES = {
     "mse": nn.MSELoss,

@@ -14,8 +14,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from objectives.assemble import assemble, instantiate_all
 from objectives.errors import ConfigError, NonFiniteObjective
+from objectives.run.assemble import assemble, instantiate_all
 from objectives.tasks.nonfinite import check_policy
 from tests import nonfinite_terms
 from tests.conftest import read_scalars

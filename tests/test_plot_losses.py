@@ -11,7 +11,7 @@ import matplotlib.image as mpimg
 import pytest
 from omegaconf import OmegaConf
 
-from objectives.config import config_dir, group_options
+from objectives.run.config import config_dir, group_options
 from tests.conftest import load_script as load_conftest_script
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "plot_losses.py"

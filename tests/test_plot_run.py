@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from objectives.train import train
+from objectives.run.train import train
 from tests.conftest import load_script as load_conftest_script
 from tests.conftest import read_scalars
 

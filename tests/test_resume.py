@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from objectives import checkpoint_io
-from objectives.checkpoint_io import AtomicCheckpointIO
 from objectives.errors import ConfigError
-from objectives.resume import checkpoint_step, latest_run, resumed_run, with_saved_overrides
-from objectives.train import train
+from objectives.run.checkpoint_io import AtomicCheckpointIO
+from objectives.run.resume import checkpoint_step, latest_run, resumed_run, with_saved_overrides
+from objectives.run.train import train
 from tests.conftest import read_scalars
 
 REPO = Path(__file__).resolve().parents[1]

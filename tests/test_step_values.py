@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from objectives.tasks.step_values import DeferredStepValues
+from objectives.tracking.step_values import DeferredStepValues
 
 
 class Journal:

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from tensorboard.plugins.hparams import metadata
 
 from objectives.objective import build_objective
-from objectives.sweeps.summary import (
+from objectives.run.sweeps.summary import (
     HEADER,
     SweepSummary,
     choose_metric,
@@ -223,7 +223,7 @@ def test_all_failed_sweep_still_writes_every_file(tmp_path: Path, caplog) -> Non
     write_job(tmp_path, 0, ["optimizer.lr=1e+30"], reason="non-finite val/objective (nan)")
     write_job(tmp_path, 1, ["optimizer.lr=1e+31"], reason="boom")
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
-    with caplog.at_level(logging.INFO, logger="objectives.sweeps.summary"):
+    with caplog.at_level(logging.INFO, logger="objectives.run.sweeps.summary"):
         SweepSummary().on_multirun_end(config)
     _, rows = read_csv(tmp_path / "summary.csv")
     assert [(r["status"], r["reason"]) for r in rows] == [
@@ -240,7 +240,7 @@ def test_all_failed_sweep_still_writes_every_file(tmp_path: Path, caplog) -> Non
 def test_sweep_without_job_files_warns_and_does_not_raise(tmp_path: Path, caplog) -> None:
     (tmp_path / "0").mkdir()  # a job folder, but the job never recorded itself
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
-    with caplog.at_level(logging.WARNING, logger="objectives.sweeps.summary"):
+    with caplog.at_level(logging.WARNING, logger="objectives.run.sweeps.summary"):
         SweepSummary().on_multirun_end(config)
     header, rows = read_csv(tmp_path / "summary.csv")
     assert header == HEADER and rows == []

@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from objectives.tensorboard_logger import TensorBoardLogger
+from objectives.run.tensorboard_logger import TensorBoardLogger
 from tests.conftest import read_scalars
 
 METRICS = {"train/objective": torch.tensor(1.5), "train/term/mse": 0.25, "train/raw/l1": 3}

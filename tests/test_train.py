@@ -13,8 +13,9 @@ import torch
 from omegaconf import OmegaConf
 
 from objectives.errors import ConfigError
-from objectives.evaluate import evaluate, load_checkpoint
-from objectives.train import train
+from objectives.run.checkpoints import load_checkpoint
+from objectives.run.evaluate import evaluate
+from objectives.run.train import train
 from tests.conftest import read_accumulator, read_scalars
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +103,7 @@ def test_epoch_values_are_batch_size_weighted_means(compose_cfg, tmp_path: Path)
     cfg = compose_cfg("data=synthetic", "model=mlp", "regularizer=[]")
     metrics = train(cfg)
     checkpoint = load_checkpoint(next((tmp_path / "checkpoints").glob("epoch_*.ckpt")))
-    from objectives.assemble import assemble
+    from objectives.run.assemble import assemble
 
     parts = assemble(cfg)
     parts.module.load_state_dict(checkpoint["state_dict"])

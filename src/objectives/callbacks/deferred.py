@@ -7,7 +7,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from objectives.tasks.step_values import DeferredStepValues
+from objectives.tracking.step_values import DeferredStepValues
 
 
 class DeferredValuesCallback(Callback):

@@ -26,7 +26,7 @@ from torch import Tensor
 from objectives.callbacks.deferred import DeferredValuesCallback
 from objectives.callbacks.interval import check_interval
 from objectives.objective import Objective, ObjectiveValue
-from objectives.tasks.step_values import DeferredStepValues
+from objectives.tracking.step_values import DeferredStepValues
 
 
 def attribution(

@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from objectives.callbacks.interval import check_interval
-from objectives.writers import tensorboard_writers
+from objectives.tracking.writers import tensorboard_writers
 
 
 class InputSaliency(Callback):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from objectives.writers import tensorboard_writers
+from objectives.tracking.writers import tensorboard_writers
 
 STAGES = ("train", "train_epoch", "val", "test")
 

@@ -14,8 +14,8 @@ import torch
 
 from objectives.callbacks.deferred import DeferredValuesCallback
 from objectives.callbacks.interval import check_interval
-from objectives.tasks.step_values import DeferredStepValues
-from objectives.writers import tensorboard_writers
+from objectives.tracking.step_values import DeferredStepValues
+from objectives.tracking.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
 

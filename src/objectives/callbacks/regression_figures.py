@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from objectives.callbacks.interval import check_interval
-from objectives.writers import tensorboard_writers
+from objectives.tracking.writers import tensorboard_writers
 
 
 class RegressionFigures(Callback):

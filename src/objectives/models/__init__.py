@@ -1,8 +1,7 @@
 """Networks. Torch's own layers are used directly where they suffice (`torch.nn.Linear`)."""
 
-from objectives.models.build import build_model, call_with_dims
 from objectives.models.cnn import CNN
 from objectives.models.gan import GANNetworks
 from objectives.models.mlp import MLP
 
-__all__ = ["CNN", "MLP", "GANNetworks", "build_model", "call_with_dims"]
+__all__ = ["CNN", "MLP", "GANNetworks"]

@@ -13,9 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from objectives.errors import ConfigError
+from objectives.objective.closed_form import ClosedFormPenalty, closed_form_gradient
 from objectives.objective.weights import Weight, as_weight
-from objectives.regularizers import closed_form_gradient as penalty_gradient
-from objectives.regularizers.closed_form import ClosedFormPenalty
 
 # Modules whose parameters are scale/shift of a normalisation, not weights to shrink.
 NORM_LAYERS = (
@@ -120,7 +119,7 @@ class ParameterPenalty(Term):
     ) -> None:
         super().__init__(name, weight, symbol or f"{name}(θ)")
         self.fn = fn
-        self._gradient = penalty_gradient(fn)  # None: autograd differentiates fn
+        self._gradient = closed_form_gradient(fn)  # None: autograd differentiates fn
         self.exclude_bias_and_norm = bool(exclude_bias_and_norm)
         self._parameters_read: list[nn.Parameter] | None = None
 

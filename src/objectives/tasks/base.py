@@ -30,9 +30,9 @@ from objectives.objective import Objective, ObjectiveValue
 from objectives.tasks.nonfinite import check_policy, describe, non_finite
 from objectives.tasks.plain_attributes import PlainAttributes
 from objectives.tasks.signatures import stored_signature
-from objectives.tasks.step_values import DeferredStepValues
-from objectives.tasks.term_means import TermMeans
-from objectives.writers import tensorboard_writers
+from objectives.tracking.step_values import DeferredStepValues
+from objectives.tracking.term_means import TermMeans
+from objectives.tracking.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from objectives.errors import ConfigError
 from objectives.metrics import knn_accuracy, linear_probe_accuracy
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule, tagged
-from objectives.writers import tensorboard_writers
+from objectives.tracking.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from objectives.errors import ConfigError
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
-from objectives.writers import tensorboard_writers
+from objectives.tracking.writers import tensorboard_writers
 
 
 class SampleJudge(Protocol):

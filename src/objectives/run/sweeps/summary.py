@@ -23,7 +23,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from objectives.sweeps.job_record import read_job_records
+from objectives.run.sweeps.job_record import read_job_records
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,8 @@ def summarise(
 ) -> list[Path]:
     """Write the summary files of one sweep folder; returns their paths. No job.json at all
     gives a header-only CSV and a Markdown note, and no chart."""
-    from objectives.sweeps.hparams_tab import write_sweep_experiment
-    from objectives.sweeps.summary_chart import draw_chart
+    from objectives.run.sweeps.hparams_tab import write_sweep_experiment
+    from objectives.run.sweeps.summary_chart import draw_chart
 
     sweep_dir = Path(sweep_dir)
     records = read_job_records(sweep_dir)

@@ -12,14 +12,39 @@ for second derivatives) differentiates the penalty through autograd instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
 Penalty = Callable[[Sequence[Tensor]], Tensor]
 Gradient = Callable[[Sequence[Tensor]], list[Tensor]]
+P = TypeVar("P", bound=Callable)
+
+
+def with_gradient(gradient: Callable) -> Callable[[P], P]:
+    """Mark a penalty function with its closed-form gradient (`@with_gradient(l1_gradient)`).
+
+    The gradient travels with the function, so the core finds it through the term's own
+    `fn` and never imports the plug-ins that define penalties.
+    """
+
+    def mark(fn: P) -> P:
+        fn.closed_form_gradient = gradient  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def closed_form_gradient(fn: Callable) -> Gradient | None:
+    """The gradient function of a penalty `fn` (or of a `functools.partial` of one), if it
+    has one (`with_gradient`); None: autograd differentiates `fn`."""
+    if isinstance(fn, functools.partial):
+        gradient = getattr(fn.func, "closed_form_gradient", None)
+        return None if gradient is None else functools.partial(gradient, *fn.args, **fn.keywords)
+    return getattr(fn, "closed_form_gradient", None)
 
 
 class ClosedFormPenalty(torch.autograd.Function):

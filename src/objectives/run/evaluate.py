@@ -9,49 +9,21 @@ is refused, never executed.
 from __future__ import annotations
 
 import logging
-import pickle
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from objectives.cli import run_job, start, usage, wants_help
-from objectives.config import config_dir
-from objectives.errors import ConfigError
+from objectives.run.checkpoints import load_checkpoint
+from objectives.run.cli import run_job, start, usage, wants_help
+from objectives.run.config import config_dir
 
 log = logging.getLogger(__name__)
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint safely; one clear error for a missing, foreign or unsafe file."""
-    import torch  # imported here, as in train.py: `eval.py --help` stays fast
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"checkpoint {path} does not exist; pass ckpt_path=<run>/checkpoints/last.ckpt"
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ConfigError(
-            f"checkpoint {path} needs arbitrary code to load and was refused ({first}); "
-            "only load checkpoints you trust, and re-save them as plain state dicts"
-        ) from None
-    except (RuntimeError, EOFError) as err:
-        raise ConfigError(f"checkpoint {path} is not a readable torch file: {err}") from None
-    if not isinstance(checkpoint, dict) or "run_config" not in checkpoint:
-        raise ConfigError(
-            f"checkpoint {path} was not written by objectives' train.py (no run_config inside)"
-        )
-    return checkpoint
-
-
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    from objectives.assemble import assemble, build_trainer, instantiate_loggers
-    from objectives.blas_threads import keep_cores_for_torch
+    from objectives.run.assemble import assemble, build_trainer, instantiate_loggers
+    from objectives.run.blas_threads import keep_cores_for_torch
 
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint["run_config"])

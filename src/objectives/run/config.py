@@ -11,24 +11,16 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import Container, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 from objectives.errors import ConfigError
 
 
-def register_resolvers() -> None:
-    """The resolvers the run folder and log names use (configs/hydra/default.yaml)."""
-    from objectives.distributed import rank_suffix, run_stamp
-    from objectives.resume import run_folder
-
-    OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("run_folder", run_folder, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("rank_suffix", rank_suffix, replace=True)
-
-
 def config_dir() -> Path:
     override = os.environ.get("OBJECTIVES_CONFIG_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "configs"
+    return Path(override) if override else Path(__file__).resolve().parents[3] / "configs"
 
 
 def group_options(group: str) -> list[str]:
@@ -107,8 +99,6 @@ def check_required(cfg: DictConfig) -> None:
 def missing_value_error(err: BaseException) -> ConfigError | None:
     """The one-line ConfigError for omegaconf's multi-line MissingMandatoryValue or
     InterpolationToMissingValueError behind `err` (Hydra may wrap them), or None."""
-    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
-
     cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, MissingMandatoryValue | InterpolationToMissingValueError):
@@ -142,8 +132,6 @@ def files_leaving_missing(key: str) -> list[str]:
     """The config files (as `configs/<group>/<option>.yaml`) that leave `key` as `???`: the
     root configs and the options of the key's group; only the chosen ones inside a Hydra run,
     and only a single candidate outside one (several could be wrong)."""
-    from hydra.core.hydra_config import HydraConfig
-
     root = config_dir()
     group = key.split(".", 1)[0]
     candidates = [(p, "") for p in sorted(root.glob("*.yaml"))]
@@ -185,3 +173,10 @@ def _leaves_missing(path: Path, group: str, key: str) -> bool:
     if not isinstance(parent, DictConfig) or leaf not in list(parent):  # `in` skips `???`
         return False
     return OmegaConf.is_missing(parent, leaf)
+
+
+def plain(node: object) -> object:
+    """A config node as resolved Python data; scalars pass through."""
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from objectives.config import config_dir, options_sized_by
 from objectives.errors import ConfigError
+from objectives.run.config import config_dir, options_sized_by
 
 T = TypeVar("T")
 

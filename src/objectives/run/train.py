@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from objectives.cli import run_job, start, usage, wants_help
-from objectives.config import config_dir
 from objectives.errors import ConfigError
-from objectives.resume import with_saved_overrides
+from objectives.run.cli import run_job, start, usage, wants_help
+from objectives.run.config import config_dir
+from objectives.run.resume import with_saved_overrides
 
 if TYPE_CHECKING:
     from torch import nn
@@ -43,12 +43,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, optionally test, log hyper-parameters; returns the final metrics as floats."""
     import lightning as L
 
-    from objectives.assemble import assemble, build_trainer, instantiate_all, instantiate_loggers
-    from objectives.blas_threads import keep_cores_for_torch
-    from objectives.distributed import use_job_command_for_children
-    from objectives.hparams import hparams_of, log_hparams
-    from objectives.resume import checkpoint_file, checkpoint_step, purge_after
-    from objectives.sweeps.job_record import in_multirun
+    from objectives.run.assemble import (
+        assemble,
+        build_trainer,
+        instantiate_all,
+        instantiate_loggers,
+    )
+    from objectives.run.blas_threads import keep_cores_for_torch
+    from objectives.run.distributed import use_job_command_for_children
+    from objectives.run.hparams import hparams_of, log_hparams
+    from objectives.run.resume import checkpoint_file, checkpoint_step, purge_after
+    from objectives.run.sweeps.job_record import in_multirun
 
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -82,8 +87,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def hydra_main(cfg: DictConfig) -> float | None:
     """Returns `optimized_metric` (default `val/objective`), the value a Hydra sweeper
     minimises. Inside a multirun a failing job is recorded, not raised (see sweeps/)."""
-    from objectives.sweeps import record_job
-    from objectives.sweeps.job_record import in_multirun
+    from objectives.run.sweeps import record_job
+    from objectives.run.sweeps.job_record import in_multirun
 
     if in_multirun():
         return run_job(partial(record_job, train), cfg)

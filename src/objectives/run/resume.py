@@ -27,6 +27,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from objectives.errors import ConfigError
+from objectives.run.checkpoints import load_checkpoint
+from objectives.run.distributed import run_stamp
 
 LAST = "last"
 LAST_FILE = Path("checkpoints") / "last.ckpt"
@@ -63,8 +65,6 @@ def resumed_run(ckpt_path: str | None, runs_root: str | os.PathLike) -> Path | N
 
 def run_folder(ckpt_path: str | None, runs_root: str) -> str:
     """The `hydra.run.dir` resolver: the resumed run's folder, else a new one."""
-    from objectives.distributed import run_stamp
-
     run = resumed_run(ckpt_path, runs_root)
     return str(run) if run is not None else str(Path(runs_root) / run_stamp())
 
@@ -114,8 +114,6 @@ def with_saved_overrides(argv: Sequence[str], config_dir: Path) -> list[str]:
 def checkpoint_step(ckpt_path: str) -> int:
     """The global step a checkpoint was written at. It is read as eval.py reads checkpoints
     (`weights_only=True`): one that needs code to load is refused before training."""
-    from objectives.evaluate import load_checkpoint
-
     return int(load_checkpoint(ckpt_path)["global_step"])
 
 

@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams
 
-from objectives.assemble import plain
+from objectives.run.config import plain
 
 GROUPS = ("data", "model", "loss", "regularizer", "optimizer", "scheduler")
 

@@ -18,14 +18,14 @@ import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from objectives.callbacks.group import group_observers
-from objectives.config import check_required, options_that_fit, player_parts
 from objectives.errors import ConfigError
-from objectives.models import build_model, call_with_dims
-from objectives.null_profiler import NullProfiler
 from objectives.objective import Objective, build_objective, build_player_objectives
+from objectives.run.config import check_required, options_that_fit, plain, player_parts
+from objectives.run.null_profiler import NullProfiler
+from objectives.run.sizes import build_model, call_with_dims
 from objectives.tasks import ObjectiveModule
 
 # The parts of a config that define the model; saved in every checkpoint.
@@ -217,13 +217,6 @@ def _accepted(hint: object) -> tuple[set[type], set[object]]:
 def run_config(cfg: DictConfig) -> dict:
     """The resolved model-defining part of `cfg`, as plain Python data (checkpoint-safe)."""
     return {key: plain(cfg[key]) for key in RUN_KEYS if key in cfg}
-
-
-def plain(node: object) -> object:
-    """A config node as resolved Python data; scalars pass through."""
-    if isinstance(node, DictConfig | ListConfig):
-        return OmegaConf.to_container(node, resolve=True)
-    return node
 
 
 def instantiate_all(group: DictConfig | None) -> list:

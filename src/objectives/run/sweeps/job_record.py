@@ -69,7 +69,7 @@ def record_job(job: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -
     from hydra.core.hydra_config import HydraConfig
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    from objectives.hparams import hparams_of
+    from objectives.run.hparams import hparams_of
 
     hydra_cfg = HydraConfig.get()
     watched = cfg.get("optimized_metric") or "val/objective"

@@ -10,10 +10,13 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from objectives.config import group_options, missing_value_error
-from objectives.errors import USER_ERRORS, unwrap_config_error
+from objectives.errors import USER_ERRORS, ConfigError, unwrap_config_error
+from objectives.run.config import group_options, missing_value_error
+from objectives.run.distributed import SharedRunFolderError, rank_suffix, run_stamp
+from objectives.run.overrides import check_command_line
+from objectives.run.resume import run_folder
 
 T = TypeVar("T")
 
@@ -35,17 +38,19 @@ def quiet_irrelevant_warnings() -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
+def register_resolvers() -> None:
+    """The resolvers the run folder and log names use (configs/hydra/default.yaml)."""
+    OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("run_folder", run_folder, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("rank_suffix", rank_suffix, replace=True)
+
+
 def start(hydra_main: Callable[[], T], groups: Sequence[str] | None = None) -> T:
     """Run a Hydra entry point: register the run-folder resolvers, and refuse with one line
     instead of Hydra's list or a traceback an unknown option of a config group (`loss=foo`;
     `groups`: the groups to check, default every folder of configs/), a required root key
     left unset (see overrides.py) and a launch whose processes could not share one run
     folder."""
-    from objectives.config import register_resolvers
-    from objectives.distributed import SharedRunFolderError, run_stamp
-    from objectives.errors import ConfigError
-    from objectives.overrides import check_command_line
-
     try:
         check_command_line(sys.argv[1:], _config_name(hydra_main), groups)
     except ConfigError as err:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
-from objectives.config import config_dir, group_options, package_of, required_value_error
 from objectives.errors import ConfigError
+from objectives.run.config import config_dir, group_options, package_of, required_value_error
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.overrides_parser import OverridesParser

@@ -1,0 +1,1 @@
+"""The run layer: config, command line, assembly, train, evaluate, resume, checkpoints."""

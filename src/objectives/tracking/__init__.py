@@ -1,0 +1,1 @@
+"""What the tasks hand their values to: epoch means, deferred per-step values, writers."""

@@ -30,11 +30,15 @@ start-up times:
     python scripts/benchmark.py --compare logging    # what per-term logging costs
     python scripts/benchmark.py --compare attribution
     python scripts/benchmark.py --compare lightning  # what the stack removes from Lightning
+    python scripts/benchmark.py --compare tricks     # what each speed trick still buys
 
 `--compare logging`: none (objective only, nothing aggregated or logged), default (terms
 written every 10 steps), every_step, naive_log (`self.log_dict` of every term, on_step and
 on_epoch, each step). `--compare attribution`: off, every_0 (present but off), every_25 (the
-default), every_25+layers (with ParameterStats), every_1. `--compare lightning`: the bare
+default), every_25+layers (with ParameterStats), every_1. `--compare tricks`: the stack
+with its default callbacks (f), and the same with one speed trick taken out at a time
+(PlainAttributes, stored step signatures, the CallbackGroup, the null profiler, the
+one-event TensorBoard logger): what each still buys. `--compare lightning`: the bare
 module (e) as it is, with the stack's fast path for the attributes Lightning sets around
 every hook (PlainAttributes), with its null profiler, and with both. Ratios there are time
 per step relative to the first variant.
@@ -43,6 +47,7 @@ per step relative to the first variant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import logging
 import os
@@ -51,7 +56,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import unittest.mock
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +69,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+import objectives.run.assemble as assemble_module
 from objectives.run.assemble import (
     Assembled,
     assemble,
@@ -74,6 +81,7 @@ from objectives.run.blas_threads import keep_cores_for_torch
 from objectives.run.cli import quiet_irrelevant_warnings
 from objectives.run.config import config_dir
 from objectives.run.null_profiler import NullProfiler
+from objectives.tasks.base import STEP_METHODS, ObjectiveModule
 from objectives.tasks.plain_attributes import PlainAttributes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -303,6 +311,55 @@ class PlainAttributesBare(PlainAttributes, BareModule):
     """The bare module with the stack's fast path for Lightning's per-hook attributes."""
 
 
+# -- each speed trick of the stack, taken out one at a time -----------------------------------
+FAST_SETATTR = PlainAttributes.__setattr__
+
+
+@contextlib.contextmanager
+def without_plain_attributes() -> Iterator[None]:
+    """Every attribute write takes `nn.Module.__setattr__`, as without the mixin."""
+    PlainAttributes.__setattr__ = nn.Module.__setattr__  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        PlainAttributes.__setattr__ = FAST_SETATTR  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def without_stored_signatures() -> Iterator[None]:
+    """Lightning computes the step methods' signatures anew every batch."""
+    methods = [
+        fn
+        for cls in (ObjectiveModule, *ObjectiveModule.__subclasses__())
+        for name in STEP_METHODS
+        if (fn := cls.__dict__.get(name)) is not None and "__signature__" in fn.__dict__
+    ]
+    kept = [fn.__dict__.pop("__signature__") for fn in methods]
+    try:
+        yield
+    finally:
+        for fn, signature in zip(methods, kept, strict=True):
+            fn.__signature__ = signature
+
+
+@contextlib.contextmanager
+def without_callback_group() -> Iterator[None]:
+    """The project's callbacks as separate Lightning callbacks."""
+    with unittest.mock.patch.object(assemble_module, "group_observers", list):
+        yield
+
+
+def trick(context: Callable[[], contextlib.AbstractContextManager] | None = None,
+          extra: Sequence[str] = ()) -> Callable[[str, str, int], float]:  # fmt: skip
+    """The stack with its default callbacks, inside `context`, with `extra` overrides."""
+
+    def run(work: str, device: str, epochs: int) -> float:
+        with context() if context else contextlib.nullcontext():
+            return stack(work, device, epochs, extra=list(extra))
+
+    return run
+
+
 ATTRIBUTION_ONLY = [
     "callbacks.parameter_stats=null", "callbacks.objective_layout=null",
     "callbacks.regression_figures=null", "callbacks.input_saliency=null",
@@ -329,6 +386,19 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
         "every_25": variant(None, ATTRIBUTION_ONLY),
         "every_25+layers": variant(None, ATTRIBUTION_ONLY[1:]),
         "every_1": variant(None, [*ATTRIBUTION_ONLY, "callbacks.grad_attribution.every_n_steps=1"]),
+    },
+    # each speed trick taken out of the stack (default callbacks), one at a time
+    "tricks": {
+        "stack": trick(),
+        "-plain_attributes": trick(without_plain_attributes),
+        "-stored_signatures": trick(without_stored_signatures),
+        "-callback_group": trick(without_callback_group),
+        "-null_profiler": trick(
+            extra=["++trainer.profiler._target_=lightning.pytorch.profilers.PassThroughProfiler"]
+        ),
+        "-one_event_logger": trick(
+            extra=["logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"]
+        ),
     },
     # what the stack's Trainer and module remove from Lightning's own per-step cost
     "lightning": {

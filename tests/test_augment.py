@@ -331,7 +331,7 @@ def test_the_digits_recipe_from_the_command_line(compose_cfg) -> None:
          "augment.affine.padding must be one of zeros|border|reflection, got 'wrap'"),
         (lambda: recipe("digits", "affine.p=2"),
          "augment.affine.p must be a probability in [0, 1], got 2"),
-        (lambda: recipe("digits", "noise.std=-0.1"), "augment.noise.std must be a number >= 0"),
+        (lambda: recipe("digits", "noise.std=-0.1"), "augment.noise.std must be a number ≥ 0"),
         (lambda: recipe("digits", "erase.value=[1]"), "augment.erase.value must be a number"),
         (lambda: recipe("digits", "erase.sigma=1"),
          "augment.erase has no setting sigma; RandomErasing takes p|scale|ratio|value"),

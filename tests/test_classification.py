@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from objectives.callbacks.objective_text import objective_markdown
 from objectives.data.images import blobs_images, digits
 from objectives.errors import ConfigError
 from objectives.losses import FocalLoss
@@ -46,7 +47,7 @@ def test_focal_gradcheck() -> None:
 
 
 def test_focal_refuses_negative_gamma_or_alpha() -> None:
-    with pytest.raises(ConfigError, match="gamma ≥ 0"):
+    with pytest.raises(ConfigError, match=r"loss\.focal\.fn\.gamma must be a number ≥ 0"):
         FocalLoss(gamma=-1)
     with pytest.raises(ConfigError, match="alpha ≥ 0"):
         FocalLoss(alpha=[1, -1])
@@ -128,7 +129,7 @@ def test_bce_runs_on_two_digits(compose_cfg) -> None:
 def test_formula_shows_the_l2_term_and_names_dropout_as_a_model_setting(compose_cfg) -> None:
     module = assemble(compose_cfg("experiment=seed_regularization")).module
     assert module.objective.formula() == "J(θ) = 1·CE(logits, y) + 0.01·‖θ‖₂²"
-    assert "Model regularization (not a term of J): dropout(p=0.5)" in module.objective_markdown()
+    assert "Model regularization (not a term of J): dropout(p=0.5)" in objective_markdown(module)
 
 
 @pytest.mark.parametrize(

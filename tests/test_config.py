@@ -198,7 +198,10 @@ def test_a_loss_that_does_not_fit_the_task_stops_at_assembly_naming_what_fits(co
         (["regularizer.l2.weight=-1"], r"regularizer\.l2: weight must be a finite number ≥ 0"),
         (["regularizer.l2.weight=abc"], r"regularizer\.l2: weight must be a number ≥ 0, got 'abc'"),
         (["loss.mse.weight=-0.5"], r"loss\.mse: weight must be a finite number ≥ 0"),
-        (["loss=quantile", "loss.quantile.fn.q=1.5"], "0 < q < 1"),
+        (
+            ["loss=quantile", "loss.quantile.fn.q=1.5"],
+            r"loss\.quantile\.fn\.q must be a number in \(0, 1\)",
+        ),
         (["data.batch_size=0"], "positive integer"),
         (["data.batch_size=1000"], "larger than the 70 training rows"),
         (["model.in_features=3"], "model.in_features=3 but the data has in_features=1"),

@@ -112,9 +112,9 @@ def test_nt_xent_gradcheck() -> None:
 @pytest.mark.parametrize("tau", [0.0, -0.5, float("inf"), float("nan")])
 def test_a_temperature_that_is_not_positive_is_refused(tau: float) -> None:
     z = randn(3, 2)
-    with pytest.raises(ConfigError, match="loss nt_xent needs a temperature > 0"):
+    with pytest.raises(ConfigError, match=r"loss\.nt_xent\.fn\.temperature must be a number > 0"):
         nt_xent(z, z, tau)
-    with pytest.raises(ConfigError, match="loss supcon needs a temperature > 0"):
+    with pytest.raises(ConfigError, match=r"loss\.supcon\.fn\.temperature must be a number > 0"):
         supcon(z, z, torch.arange(3), tau)
 
 
@@ -263,10 +263,13 @@ def test_triplet_gradcheck(mining: str, kind: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"margin": 0.0}, "loss triplet needs a margin > 0, got 0.0"),
-        ({"margin": -1}, "loss triplet needs a margin > 0, got -1"),
-        ({"mining": "easy"}, "unknown mining 'easy'; choose one of: semi_hard, hard, all"),
-        ({"distance": "l1"}, "unknown distance 'l1'; choose one of: euclidean, cosine"),
+        ({"margin": 0.0}, r"loss\.triplet\.fn\.margin must be a number > 0, got 0\.0"),
+        ({"margin": -1}, r"loss\.triplet\.fn\.margin must be a number > 0, got -1"),
+        (
+            {"mining": "easy"},
+            r"loss\.triplet\.fn\.mining must be one of semi_hard\|hard\|all, got 'easy'",
+        ),
+        ({"distance": "l1"}, r"loss\.triplet\.fn\.distance must be euclidean or cosine, got 'l1'"),
     ],
 )
 def test_bad_triplet_settings_are_refused_in_one_line(kwargs: dict, message: str) -> None:

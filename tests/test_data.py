@@ -146,7 +146,7 @@ def test_standardisation_uses_training_statistics_only() -> None:
         ({"batch_size": 0}, "positive integer"),
         ({"batch_size": -3}, "positive integer"),
         ({"batch_size": 2.5}, "positive integer"),
-        ({"val_fraction": 1.2}, r"val_fraction must be in \[0, 1\)"),
+        ({"val_fraction": 1.2}, r"data\.val_fraction must be a number in \[0, 1\), got 1\.2"),
         ({"val_fraction": 0.6, "test_fraction": 0.5}, "must leave training data"),
     ],
 )

@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from objectives.errors import ConfigError
-from objectives.metrics import knn_accuracy, knn_predict, linear_probe_accuracy
+from objectives.metrics.embedding import knn_accuracy, knn_predict, linear_probe_accuracy
 
 
 def _clusters(

@@ -14,18 +14,13 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import objectives.metrics.gan as gan
+import objectives.metrics.digits_features as digits_features
 from objectives.data.ring import ring, ring_centres
 from objectives.errors import ConfigError
-from objectives.metrics import (
-    DigitsFeatures,
-    FrechetDigitsDistance,
-    digits_fid,
-    image_grid,
-    mode_coverage,
-    ring_scatter,
-)
-from objectives.metrics.gan import digits_split
+from objectives.metrics.digits_features import DigitsFeatures, digits_split
+from objectives.metrics.frechet import FrechetDigitsDistance, digits_fid
+from objectives.metrics.pictures import image_grid
+from objectives.metrics.ring import mode_coverage, ring_scatter
 from objectives.run.config import config_dir
 
 # share of a 2-d isotropic Gaussian within 3σ of its mean (chi distribution, 2 dof)
@@ -192,7 +187,7 @@ def test_trained_weights_are_cached_and_reused(
     def must_not_train() -> None:
         raise AssertionError("retrained although the weights are cached")
 
-    monkeypatch.setattr(gan, "train_digits_classifier", must_not_train)
+    monkeypatch.setattr(digits_features, "train_digits_classifier", must_not_train)
     start = time.perf_counter()
     again = DigitsFeatures()
     assert time.perf_counter() - start < 1.0

@@ -149,23 +149,52 @@ def test_imports_point_down_the_layers() -> None:
     assert not upward, "imports against the layers:\n" + "\n".join(upward)
 
 
-def _inside_functions(tree: ast.AST) -> list[ast.stmt]:
-    found = []
-    for fn in ast.walk(tree):
-        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
-            found += [n for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom)]
-    return found
+def _import_blocks(tree: ast.AST) -> list[list[ast.stmt]]:
+    """Runs of consecutive import statements inside function bodies."""
+    blocks: list[list[ast.stmt]] = []
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            statements = getattr(node, field, None)
+            if not isinstance(statements, list):
+                continue
+            inside = isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or any(
+                isinstance(a, ast.FunctionDef | ast.AsyncFunctionDef) for a in _parents(tree, node)
+            )
+            if not inside:
+                continue
+            run: list[ast.stmt] = []
+            for statement in [*statements, None]:
+                if isinstance(statement, ast.Import | ast.ImportFrom):
+                    run.append(statement)
+                    continue
+                if run:
+                    blocks.append(run)
+                run = []
+    return blocks
+
+
+def _parents(tree: ast.AST, target: ast.AST) -> list[ast.AST]:
+    """The nodes enclosing `target`, outermost first."""
+    path: list[ast.AST] = []
+
+    def walk(node: ast.AST, trail: list[ast.AST]) -> bool:
+        if node is target:
+            path.extend(trail)
+            return True
+        return any(walk(child, [*trail, node]) for child in ast.iter_child_nodes(node))
+
+    walk(tree, [])
+    return path
 
 
 @pytest.mark.parametrize("module", sorted(all_modules()))
 def test_an_import_inside_a_function_says_why(module: str) -> None:
+    """A block of imports in a function carries a comment above it or on one of its lines."""
     path = all_modules()[module]
     lines = path.read_text().splitlines()
     silent = [
-        f"{path.relative_to(SRC)}:{node.lineno}: {lines[node.lineno - 1].strip()}"
-        for node in _inside_functions(ast.parse(path.read_text()))
-        if "#" not in lines[node.lineno - 1]
-        and "#" not in lines[node.end_lineno - 1]
-        and not lines[node.lineno - 2].strip().startswith("#")
+        f"{path.relative_to(SRC)}:{block[0].lineno}: {lines[block[0].lineno - 1].strip()}"
+        for block in _import_blocks(ast.parse(path.read_text()))
+        if not any("#" in line for line in lines[block[0].lineno - 2 : block[-1].end_lineno])
     ]
     assert not silent, "imports inside functions without a reason:\n" + "\n".join(silent)

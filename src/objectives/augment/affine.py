@@ -82,14 +82,9 @@ class RandomResizedCrop(AffineOp):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(p, padding, name=name, generator=generator)
-        self.scale = checks.pair(
-            scale, f"{self.name}.scale", "two numbers in (0, 1], low <= high (the area kept)",
-            (0.0, 1.0), open_low=True, example="[0.6,1]",
-        )  # fmt: skip
-        self.ratio = checks.pair(
-            ratio, f"{self.name}.ratio", "two positive numbers low <= high (box width/height)",
-            (0.0, math.inf), open_low=True, example="[0.75,1.333]",
-        )  # fmt: skip
+        self.scale, self.ratio = checks.box(
+            scale, ratio, self.name, "kept", examples=("[0.6,1]", "[0.75,1.333]")
+        )
 
     def draw(self, u: Tensor, height: int, width: int) -> Tensor:
         low, high = self.scale

@@ -1,5 +1,8 @@
 """Argument and input checks: each failure is one ConfigError line that names the setting
-(`augment.crop.scale`) and says what would be accepted."""
+(`augment.crop.scale`) and says what would be accepted.
+
+The ones augmentations alone need (pairs, boxes, paddings, image batches), on top of the
+project's `objectives.checks`, whose `number`, `is_number` and `show` the ops reach here."""
 
 from __future__ import annotations
 
@@ -9,33 +12,14 @@ from typing import Any
 
 from torch import Tensor
 
+from objectives.checks import is_number, number, one_of, show
 from objectives.errors import ConfigError
 
 PADDINGS = ("zeros", "border", "reflection")
 
 
-def show(value: Any) -> str:
-    """A value as the user typed it: lists (also OmegaConf's and tuples) as `[a, b]`."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return "[" + ", ".join(show(item) for item in value) + "]"
-    return repr(value) if isinstance(value, str) else str(value)
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def number(value: Any, setting: str, low: float = -math.inf, what: str = "a number") -> float:
-    """A finite number ≥ `low`."""
-    if not is_number(value) or value < low:
-        raise ConfigError(f"{setting} must be {what}, got {show(value)}")
-    return float(value)
-
-
 def probability(value: Any, setting: str) -> float:
-    if not is_number(value) or not 0 <= value <= 1:
-        raise ConfigError(f"{setting} must be a probability in [0, 1], got {show(value)}")
-    return float(value)
+    return number(value, setting, low=0, high=1, what="a probability in [0, 1]")
 
 
 def pair(
@@ -63,10 +47,21 @@ def pair(
     return low, high
 
 
+def box(
+    scale: Any, ratio: Any, name: str, area: str, examples: tuple[str, str]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A box's `scale`, the share of the image's area it covers (`area`: kept, erased), and
+    its `ratio`, width/height: each two numbers low <= high, scale in (0, 1], ratio > 0."""
+    return (
+        pair(scale, f"{name}.scale", f"two numbers in (0, 1], low <= high (the area {area})",
+             (0.0, 1.0), open_low=True, example=examples[0]),
+        pair(ratio, f"{name}.ratio", "two positive numbers low <= high (box width/height)",
+             (0.0, math.inf), open_low=True, example=examples[1]),
+    )  # fmt: skip
+
+
 def padding(value: Any, setting: str) -> str:
-    if value not in PADDINGS:
-        raise ConfigError(f"{setting} must be one of {'|'.join(PADDINGS)}, got {show(value)}")
-    return str(value)
+    return str(one_of(value, setting, PADDINGS))
 
 
 def images(x: Any, name: str) -> None:

@@ -3,7 +3,6 @@ rely on any one part of it."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -33,14 +32,9 @@ class RandomErasing(AugmentOp):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(p, name=name, generator=generator)
-        self.scale = checks.pair(
-            scale, f"{self.name}.scale", "two numbers in (0, 1], low <= high (the area erased)",
-            (0.0, 1.0), open_low=True, example="[0.02,0.2]",
-        )  # fmt: skip
-        self.ratio = checks.pair(
-            ratio, f"{self.name}.ratio", "two positive numbers low <= high (width/height)",
-            (0.0, math.inf), open_low=True, example="[0.3,3.3]",
-        )  # fmt: skip
+        self.scale, self.ratio = checks.box(
+            scale, ratio, self.name, "erased", examples=("[0.02,0.2]", "[0.3,3.3]")
+        )
         self.value = checks.number(value, f"{self.name}.value", what="a number (the fill)")
 
     def mask(self, x: Tensor) -> Tensor:

@@ -26,7 +26,7 @@ class GaussianNoise(AugmentOp):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(p, name=name, generator=generator)
-        self.std = checks.number(std, f"{self.name}.std", 0.0, "a number >= 0")
+        self.std = checks.number(std, f"{self.name}.std", low=0)
 
     def forward(self, x: Tensor) -> Tensor:
         checks.floating(x, self.name)

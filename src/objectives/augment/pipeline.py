@@ -18,11 +18,12 @@ import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from objectives.augment.affine import AffineOp, fused
 from objectives.augment.base import AugmentOp
-from objectives.augment.checks import show
+from objectives.checks import boolean, show
 from objectives.errors import ConfigError, unwrap_config_error
 
 PREFIX = "augment"
@@ -43,9 +44,7 @@ class Augment(nn.Module):
         **named_ops: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(fuse, bool):
-            raise ConfigError(f"{PREFIX}.fuse must be true or false, got {show(fuse)}")
-        self.fuse = fuse
+        self.fuse = boolean(fuse, f"{PREFIX}.fuse")
         entries: list[tuple[str, Any]] = []
         if isinstance(ops, Mapping):
             entries += [(str(key), value) for key, value in ops.items()]
@@ -104,7 +103,6 @@ def build(entry: Any, name: str) -> nn.Module:
             f"{name} must be an augmentation: a module or a config with _target_ "
             f"(e.g. objectives.augment.GaussianNoise), got {show(entry)}"
         )
-    from hydra.utils import instantiate
 
     target = locate(str(entry["_target_"]), f"{name}._target_")
     unknown, known = settings_unknown(target, entry)

@@ -16,7 +16,6 @@ line. Values reach the loggers without a host-device sync (see DeferredStepValue
 
 from __future__ import annotations
 
-from itertools import combinations
 from typing import Any
 
 import lightning as L
@@ -26,6 +25,7 @@ from torch import Tensor
 from objectives.callbacks.deferred import DeferredValuesCallback
 from objectives.callbacks.interval import check_interval
 from objectives.objective import Objective, ObjectiveValue
+from objectives.objective.tags import attribution_tags
 from objectives.tracking.step_values import DeferredStepValues
 
 
@@ -43,14 +43,6 @@ def attribution(
     # a term with no gradient (weight 0, or it does not reach θ) has no direction: NaN, not 0
     cosines = gram[i, j] / (norms[i] * norms[j])
     return torch.cat([norms, total, cosines])
-
-
-def attribution_tags(names: list[str]) -> list[str]:
-    return [
-        *(f"train/grad_norm/{n}" for n in names),
-        "train/grad_norm/objective",
-        *(f"train/grad_cos/{a}__{b}" for a, b in combinations(names, 2)),
-    ]
 
 
 class GradientAttribution(DeferredValuesCallback):

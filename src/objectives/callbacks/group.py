@@ -1,8 +1,8 @@
 """Several callbacks behind one, so that Lightning dispatches each hook once.
 
 Lightning calls every hook of every callback, each call wrapped in its profiler, whether
-the callback overrides the hook or not: on the project's CPU about 15 µs a callback a
-training step (six hooks run each step). The default observers (gradient attribution,
+the callback overrides the hook or not: a cost a callback and step (six hooks run each
+step; docs/benchmarks.md). The default observers (gradient attribution,
 parameter statistics, TensorBoard layout, regression figures, input saliency) are five
 callbacks that act in two of those six hooks. Grouped, each hook is one call, and it
 reaches only the members that override it, in their order: a hook with one such member

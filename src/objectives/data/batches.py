@@ -1,7 +1,7 @@
 """Batches sliced from tensors held in memory: no per-sample fetch, no collate.
 
-A `DataLoader` over a `TensorDataset` fetches and collates sample by sample, which
-costs about a third of a small model's step; slicing whole batches does not. The
+A `DataLoader` over a `TensorDataset` fetches and collates sample by sample, a large
+share of a small model's step; slicing whole batches does not. The
 iterable shuffles with a permutation seeded by (seed, epoch), so every process of
 a multi-device run agrees on it, and each takes its own share.
 """

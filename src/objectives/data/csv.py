@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from objectives import checks
 from objectives.data.in_memory import InMemoryDataModule
 from objectives.errors import ConfigError
 
@@ -213,8 +214,7 @@ def read_table(
     delimiter: str = ",",
 ) -> Table:
     """The table in `path` with the columns `read_table`'s callers name; see `csv_table`."""
-    if task not in TASKS:
-        raise ConfigError(f"data.task must be regression or classification, got {task!r}")
+    checks.one_of(task, "data.task", TASKS)
     if delimiter in TAB_NAMES:
         delimiter = "\t"
     if not isinstance(delimiter, str) or len(delimiter) != 1:

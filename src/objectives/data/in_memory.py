@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from objectives import checks
 from objectives.data.batches import InMemoryBatches
 from objectives.data.checks import checked
 from objectives.data.splits import split_indices
@@ -56,11 +57,11 @@ class InMemoryDataModule(L.LightningDataModule):
                 f"the '{name}' files"
             )
         self.root = root
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise ConfigError(f"data.batch_size must be a positive integer, got {batch_size!r}")
-        for key, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 <= fraction < 1.0:
-                raise ConfigError(f"data.{key} must be in [0, 1), got {fraction}")
+        batch_size = checks.positive_int(batch_size, "data.batch_size", example=32)
+        val_fraction, test_fraction = (
+            checks.number(fraction, f"data.{key}", low=0, high=1, high_open=True, example=0.15)
+            for key, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction))
+        )
         if val_fraction + test_fraction >= 1.0:
             raise ConfigError(
                 f"data.val_fraction + data.test_fraction must leave training data, "
@@ -180,8 +181,8 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int):
         """Batches sliced from tensors already on `device` are handed on as they are;
-        Lightning's default walks every batch as a collection to move it (about 1 % of the
-        seed MLP's step on the project's CPU)."""
+        Lightning's default walks every batch as a collection to move it, a cost on every
+        step of a small model."""
         if all(isinstance(t, Tensor) and t.device == device for t in batch):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)

@@ -14,15 +14,13 @@ import math
 import torch
 from torch import Tensor
 
-from objectives.errors import ConfigError
+from objectives import checks
 
 
 def ring_centres(modes: int = 8, radius: float = 2.0) -> Tensor:
     """The mixture's means: float32 (modes, 2), centre k at angle k·360°/modes from +x."""
-    if isinstance(modes, bool) or not isinstance(modes, int) or modes < 1:
-        raise ConfigError(f"data.source.modes must be a positive integer, got {modes!r}")
-    if not radius > 0:
-        raise ConfigError(f"data.source.radius must be positive, got {radius!r}")
+    modes = checks.positive_int(modes, "data.source.modes", example=8)
+    radius = checks.number(radius, "data.source.radius", low=0, low_open=True, example=2)
     angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
     return (radius * torch.stack([angles.cos(), angles.sin()], dim=1)).float()
 
@@ -39,10 +37,8 @@ def ring(
     Each point's mode is drawn uniformly at random (so counts per mode vary by about
     √(n/modes)), then the point is its centre plus N(0, std²·I).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"data.source.n must be a positive integer, got {n!r}")
-    if not std > 0:
-        raise ConfigError(f"data.source.std must be positive, got {std!r}")
+    n = checks.positive_int(n, "data.source.n", example=10000)
+    std = checks.number(std, "data.source.std", low=0, low_open=True, example=0.02)
     centres = ring_centres(modes, radius)
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(modes, (n,), generator=generator, dtype=torch.int64)

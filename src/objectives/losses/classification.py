@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from objectives import checks
 from objectives.errors import ConfigError
 
 
@@ -24,13 +25,9 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, alpha: Sequence[float] | None = None) -> None:
         super().__init__()
-        if float(gamma) < 0:
-            raise ConfigError(
-                f"loss focal needs gamma ≥ 0, got {gamma}; e.g. loss.focal.fn.gamma=2"
-            )
+        self.gamma = checks.number(gamma, "loss.focal.fn.gamma", low=0, example=2)
         if alpha is not None and any(float(a) < 0 for a in alpha):
             raise ConfigError(f"loss focal needs class weights alpha ≥ 0, got {list(alpha)}")
-        self.gamma = float(gamma)
         alpha_tensor = None if alpha is None else torch.tensor([float(a) for a in alpha])
         self.register_buffer("alpha", alpha_tensor)
 

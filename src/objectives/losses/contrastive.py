@@ -9,27 +9,16 @@ process first, so these functions always see the one global batch.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from objectives.errors import ConfigError
+from objectives import checks
 
 MINING = ("semi_hard", "hard", "all")
 DISTANCES = ("euclidean", "cosine")
-
-
-def _check_temperature(temperature: float, loss: str) -> float:
-    value = float(temperature)
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(
-            f"loss {loss} needs a temperature > 0, got {temperature}; "
-            f"e.g. loss.{loss}.fn.temperature=0.5"
-        )
-    return value
 
 
 def _views(z1: Tensor, z2: Tensor) -> Tensor:
@@ -85,7 +74,9 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5) -> Tensor:
     Written as cross-entropy over the (2N, 2N) logits, which is evaluated with logsumexp
     and so never overflows.
     """
-    tau = _check_temperature(temperature, "nt_xent")
+    tau = checks.number(
+        temperature, "loss.nt_xent.fn.temperature", low=0, low_open=True, example=0.5
+    )
     views = _views(z1, z2)
     n = len(z1)
     logits = _similarity_logits(views, tau)
@@ -105,7 +96,9 @@ def supcon(z1: Tensor, z2: Tensor, labels: Tensor, temperature: float = 0.1) -> 
     it trains markedly better than L_in (the average inside the log, which by Jensen's
     inequality is a lower bound of L_out). τ = 0.1 is the paper's.
     """
-    tau = _check_temperature(temperature, "supcon")
+    tau = checks.number(
+        temperature, "loss.supcon.fn.temperature", low=0, low_open=True, example=0.1
+    )
     views = _views(z1, z2)
     view_labels = _view_labels(labels, len(z1))
     logits = _similarity_logits(views, tau)
@@ -164,22 +157,10 @@ class TripletLoss(nn.Module):
         self, margin: float = 0.2, mining: str = "semi_hard", distance: str = "euclidean"
     ) -> None:
         super().__init__()
-        if not (float(margin) > 0 and math.isfinite(float(margin))):
-            raise ConfigError(
-                f"loss triplet needs a margin > 0, got {margin}; e.g. loss.triplet.fn.margin=0.2"
-            )
-        if mining not in MINING:
-            raise ConfigError(
-                f"loss triplet: unknown mining {mining!r}; choose one of: {', '.join(MINING)}"
-            )
-        if distance not in DISTANCES:
-            raise ConfigError(
-                f"loss triplet: unknown distance {distance!r}; "
-                f"choose one of: {', '.join(DISTANCES)}"
-            )
-        self.margin = float(margin)
-        self.mining = mining
-        self.distance = distance
+        key = "loss.triplet.fn"
+        self.margin = checks.number(margin, f"{key}.margin", low=0, low_open=True, example=0.2)
+        self.mining = checks.one_of(mining, f"{key}.mining", MINING)
+        self.distance = checks.one_of(distance, f"{key}.distance", DISTANCES)
 
     def pair_distance(self) -> Callable[[Tensor, Tensor], Tensor] | None:
         """The distance torch's loss applies to rows (None: its own pairwise distance)."""

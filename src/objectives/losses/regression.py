@@ -7,7 +7,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from objectives.errors import ConfigError
+from objectives import checks
 
 
 def log_cosh(pred: Tensor, target: Tensor) -> Tensor:
@@ -29,11 +29,9 @@ class QuantileLoss(nn.Module):
 
     def __init__(self, q: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 < float(q) < 1.0:
-            raise ConfigError(
-                f"loss quantile needs 0 < q < 1, got q={q}; e.g. loss.quantile.fn.q=0.9"
-            )
-        self.q = float(q)
+        self.q = checks.number(
+            q, "loss.quantile.fn.q", low=0, high=1, low_open=True, high_open=True, example=0.9
+        )
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         error = target - pred

@@ -2,11 +2,11 @@
 
 Both are functions of the confusion matrix, which one `bincount` a step accumulates.
 torchmetrics' `MulticlassAccuracy` and `MulticlassF1Score` each keep their own
-statistics, so judging a step cost about 130 µs on the project's CPU (3 % of the digits
-CNN's step). These two are `MulticlassConfusionMatrix`es with another `compute`: in one
+statistics, so each step paid for two separate updates, a noticeable share of a small
+CNN's step. These two are `MulticlassConfusionMatrix`es with another `compute`: in one
 `MetricCollection`, next to each other and to the matrix itself, torchmetrics' compute
-groups find their states equal and update one shared matrix a step (about 45 µs for all
-three). The scores come from torchmetrics' own reductions of the per-class counts, so
+groups find their states equal and update one shared matrix a step, one update for all
+three. The scores come from torchmetrics' own reductions of the per-class counts, so
 they equal `MulticlassAccuracy(average="micro")` and `MulticlassF1Score(average="macro")`
 (tests/test_confusion_metrics.py).
 

@@ -12,7 +12,9 @@ from typing import Any
 from torch import Tensor
 
 from objectives.data.ring import ring_centres
-from objectives.metrics.gan import FrechetDigitsDistance, image_grid, mode_coverage, ring_scatter
+from objectives.metrics.frechet import FrechetDigitsDistance
+from objectives.metrics.pictures import image_grid
+from objectives.metrics.ring import mode_coverage, ring_scatter
 
 
 class RingJudge:

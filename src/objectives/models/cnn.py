@@ -6,12 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from objectives import checks
 from objectives.errors import ConfigError
-
-
-def _is_size(value: object) -> bool:
-    """A layer width: a positive int (not a bool, not a float)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _listed(values: Sequence[object]) -> str:
@@ -44,23 +40,15 @@ class CNN(nn.Module):
                 "e.g. model.channels=[32,64]"
             )
         channels = list(channels)
-        if not channels or not all(_is_size(c) for c in channels):
+        if not channels or not all(checks.is_positive_int(c) for c in channels):
             raise ConfigError(
                 f"model.channels={_listed(channels)} must be one or more positive integers; "
                 "e.g. model.channels=[32,64]"
             )
-        if not _is_size(hidden):
-            raise ConfigError(
-                f"model.hidden={hidden!r} must be a positive integer; e.g. model.hidden=128"
-            )
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, int | float)
-            or not 0 <= dropout < 1
-        ):
-            raise ConfigError(
-                f"model.dropout must be in [0, 1), got {dropout!r}; e.g. model.dropout=0.1"
-            )
+        checks.positive_int(hidden, "model.hidden", example=128)
+        dropout = checks.number(
+            dropout, "model.dropout", low=0, high=1, high_open=True, example=0.1
+        )
         shrink = 2 ** len(channels)
         if height < shrink or width < shrink:
             most = min(height, width).bit_length() - 1  # blocks the images can take

@@ -8,15 +8,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from objectives import checks
 from objectives.errors import ConfigError
 
 # the layers `spectral_norm=True` normalises: every one with a weight matrix/kernel
 SPECTRAL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
                    nn.ConvTranspose2d, nn.ConvTranspose3d)  # fmt: skip
-
-
-def _is_size(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def apply_spectral_norm(network: nn.Module) -> nn.Module:
@@ -53,21 +50,16 @@ class GANNetworks(nn.Module):
         width: int | None = None,
     ) -> None:
         super().__init__()
-        if not _is_size(in_features):
+        if not checks.is_positive_int(in_features):
             raise ConfigError(
                 f"model GANNetworks needs in_features > 0, got {in_features!r}; leave it null "
                 "(it is read from the data)"
             )
-        if not _is_size(noise_dim):
-            raise ConfigError(
-                f"model.noise_dim must be a positive integer, got {noise_dim!r}; "
-                "e.g. model.noise_dim=8"
-            )
-        if not isinstance(spectral_norm, bool):
-            raise ConfigError(f"model.spectral_norm must be true or false, got {spectral_norm!r}")
+        checks.positive_int(noise_dim, "model.noise_dim", example=8)
+        checks.boolean(spectral_norm, "model.spectral_norm")
         image = (in_channels, height, width)
         if any(size is not None for size in image):
-            if not all(_is_size(size) for size in image):
+            if not all(checks.is_positive_int(size) for size in image):
                 raise ConfigError(
                     "model GANNetworks needs in_channels, height and width all > 0 or all null, "
                     f"got {in_channels!r}, {height!r}, {width!r}; leave them to the data"

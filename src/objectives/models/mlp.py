@@ -7,14 +7,10 @@ from itertools import pairwise
 
 from torch import Tensor, nn
 
+from objectives import checks
 from objectives.errors import ConfigError
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
-
-
-def _is_size(value: object) -> bool:
-    """A layer width: a positive int (not a bool, not a float)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class MLP(nn.Module):
@@ -41,25 +37,20 @@ class MLP(nn.Module):
                 "e.g. model.hidden=[64,32] (or [] for no hidden layer)"
             )
         hidden = list(hidden)
-        if not all(_is_size(h) for h in hidden):
+        if not all(checks.is_positive_int(h) for h in hidden):
             raise ConfigError(
                 f"model.hidden=[{','.join(str(h) for h in hidden)}]: layer sizes must be "
                 "positive integers; e.g. model.hidden=[64,32]"
             )
-        if not (_is_size(in_features) and _is_size(out_features)):
+        if not (checks.is_positive_int(in_features) and checks.is_positive_int(out_features)):
             raise ConfigError(
                 f"model MLP needs in_features and out_features > 0, got {in_features} and "
                 f"{out_features}; leave them null (they are read from the data)"
             )
         sizes = [in_features, *hidden]
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, int | float)
-            or not 0 <= dropout < 1
-        ):
-            raise ConfigError(
-                f"model.dropout must be in [0, 1), got {dropout!r}; e.g. model.dropout=0.1"
-            )
+        dropout = checks.number(
+            dropout, "model.dropout", low=0, high=1, high_open=True, example=0.1
+        )
         layers: list[nn.Module] = [nn.Flatten()]
         for width_in, width_out in pairwise(sizes):
             layers += [nn.Linear(width_in, width_out), ACTIVATIONS[activation]()]

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 def plain_partial(fn: object) -> object:
     """A Hydra `_partial_: true` target as a plain `functools.partial`.
 
-    Hydra 1.3.8 returns a partial subclass that re-checks its target policy on every call
-    (~170 µs on a 2-core CPU), once per term per step here; the target was already
+    Hydra 1.3.8 returns a partial subclass that re-checks its target policy on every call,
+    once per term per step here (docs/benchmarks.md has the cost); the target was already
     resolved when the config was instantiated, so the term calls the function directly.
     """
     if isinstance(fn, functools.partial) and type(fn) is not functools.partial:

@@ -1,9 +1,9 @@
 """A parameter penalty whose gradient has a closed form, as one autograd node.
 
 Through autograd, L1 over a network's k parameter tensors is 2k + 2 nodes (an abs and a
-sum a tensor, a stack, a sum), each with its own backward call; on the seed MLP, L1 and
-L2 together cost about 70 µs a step more that way than handing autograd their closed-form
-gradients (sign θ and 2θ, one fused op each for all tensors). `ClosedFormPenalty` keeps
+sum a tensor, a stack, a sum), each with its own backward call, so L1 and L2 cost more a
+step that way than handing autograd their closed-form gradients (sign θ and 2θ, one fused
+op each for all tensors; docs/benchmarks.md has the figures). `ClosedFormPenalty` keeps
 the value exactly as the penalty computes it and gives autograd the gradient
 `grad_output · gradient(θ)`, identical to the one autograd derives for L1 and L2
 (tests/test_closed_form_penalty.py). A backward that builds a graph (`create_graph=True`,
@@ -52,7 +52,7 @@ class ClosedFormPenalty(torch.autograd.Function):
     by `gradient(params)` (one tensor a parameter) instead of through its own graph."""
 
     # `forward` takes `ctx` itself: the `setup_context` form (needed only by torch.func
-    # transforms, which refuse this one with a clear error) costs 25 µs more a call
+    # transforms, which refuse this one with a clear error) costs more a call
     @staticmethod
     def forward(ctx: Any, value: Penalty, gradient: Gradient, *params: Tensor) -> Tensor:
         ctx.value, ctx.gradient = value, gradient

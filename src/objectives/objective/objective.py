@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from objectives.errors import ConfigError
+from objectives.objective.tags import stacked_suffixes
 from objectives.objective.term import Term
 
 
@@ -57,7 +58,7 @@ class Objective(nn.Module):
 
     def stacked_names(self) -> list[str]:
         """Tag suffixes in the order of `ObjectiveValue.stacked()`."""
-        return ["objective", *(f"term/{n}" for n in self.names), *(f"raw/{n}" for n in self.names)]
+        return stacked_suffixes(self.names)
 
     def bind(self, network: nn.Module) -> Objective:
         """Point every parameter penalty at `network`; returns self for chaining."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from numbers import Real
 
+from objectives import checks
 from objectives.errors import ConfigError
 
 
@@ -36,9 +37,8 @@ class LinearRamp:
     """
 
     def __init__(self, start: float, end: float, steps: int) -> None:
-        if int(steps) <= 0:
-            raise ConfigError(f"a linear weight ramp needs steps > 0, got {steps}")
-        self.start, self.end, self.steps = float(start), float(end), int(steps)
+        self.steps = checks.positive_int(steps, "LinearRamp.steps")
+        self.start, self.end = float(start), float(end)
 
     def __call__(self, step: int) -> float:
         t = min(max(step, 0), self.steps) / self.steps

@@ -20,12 +20,12 @@ samples do not interact inside the critic: no batch norm in training mode.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from objectives import checks
 from objectives.errors import ConfigError
 from objectives.objective.term import Term
 
@@ -45,6 +45,14 @@ def input_gradient(critic: nn.Module, x: Tensor) -> Tensor:
         score = critic(x)
         (grad,) = torch.autograd.grad(score.sum(), x, create_graph=create_graph)
     return grad.reshape(len(x), -1)
+
+
+def _reads(reads: Sequence[str], name: str, count: int, what: str) -> tuple[str, ...]:
+    """`reads` as a tuple if it names `count` inputs: `what`, e.g. `[real, fake]`."""
+    reads = tuple(reads)
+    if len(reads) != count:
+        raise ConfigError(f"regularizer.{name}.reads must name {what}; got {list(reads)}")
+    return reads
 
 
 class _CriticPenalty(Term):
@@ -93,23 +101,13 @@ class GradientPenalty(_CriticPenalty):
         reads: Sequence[str] = ("real", "fake"),
         target: float = 1.0,
     ) -> None:
-        reads = tuple(reads)
-        if len(reads) != 2:
-            raise ConfigError(
-                f"regularizer.{name}.reads must name the real and the generated inputs, "
-                f"e.g. [real, fake]; got {list(reads)}"
-            )
-        if (
-            isinstance(target, bool)
-            or not isinstance(target, int | float)
-            or not (math.isfinite(target) and target >= 0)
-        ):
-            raise ConfigError(
-                f"regularizer.{name}.target must be a number ≥ 0 (the gradient norm to hold "
-                f"the critic at, 1 for WGAN-GP), got {target!r}"
-            )
+        reads = _reads(reads, name, 2, "the real and the generated inputs, e.g. [real, fake]")
+        target = checks.number(
+            target, f"regularizer.{name}.target", low=0,
+            what="a number ≥ 0 (the gradient norm to hold the critic at, 1 for WGAN-GP)",
+        )  # fmt: skip
         super().__init__(name, weight, symbol, reads)
-        self.target = float(target)
+        self.target = target
 
     def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:
         critic = self.critic
@@ -139,12 +137,7 @@ class R1Penalty(_CriticPenalty):
         symbol: str = "½‖∇D(x)‖²",
         reads: Sequence[str] = ("real",),
     ) -> None:
-        reads = tuple(reads)
-        if len(reads) != 1:
-            raise ConfigError(
-                f"regularizer.{name}.reads must name the real inputs only, e.g. [real]; "
-                f"got {list(reads)}"
-            )
+        reads = _reads(reads, name, 1, "the real inputs only, e.g. [real]")
         super().__init__(name, weight, symbol, reads)
 
     def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from objectives.errors import ConfigError
+from objectives import checks
 from objectives.objective.closed_form import with_gradient
 
 
@@ -52,9 +52,7 @@ def l2(params: Sequence[Tensor]) -> Tensor:
 @with_gradient(elastic_net_gradient)
 def elastic_net(params: Sequence[Tensor], l1_ratio: float = 0.5) -> Tensor:
     """ρ‖θ‖₁ + (1−ρ)/2·‖θ‖₂², scikit-learn's convention (ρ = `l1_ratio`)."""
-    if not 0.0 <= l1_ratio <= 1.0:
-        raise ConfigError(
-            f"regularizer elastic_net needs 0 ≤ l1_ratio ≤ 1, got {l1_ratio}; "
-            "e.g. regularizer.elastic_net.fn.l1_ratio=0.5"
-        )
+    l1_ratio = checks.number(
+        l1_ratio, "regularizer.elastic_net.fn.l1_ratio", low=0, high=1, example=0.5
+    )
     return l1_ratio * l1(params) + 0.5 * (1.0 - l1_ratio) * l2(params)

@@ -27,6 +27,7 @@ from objectives.run.config import check_required, options_that_fit, plain, playe
 from objectives.run.null_profiler import NullProfiler
 from objectives.run.sizes import build_model, call_with_dims
 from objectives.tasks import ObjectiveModule
+from objectives.tasks.players import Players
 
 # The parts of a config that define the model; saved in every checkpoint.
 RUN_KEYS = ("task", "data", "model", "loss", "regularizer", "optimizer", "scheduler", "seed")
@@ -64,7 +65,7 @@ def _check_targets(task_cls: type[ObjectiveModule], dims: dict, data: str) -> No
 def _objective_of(task_cls: type[ObjectiveModule], cfg: DictConfig) -> Objective | dict:
     """The objective, or one a player for tasks with players, checked against what the task
     produces."""
-    players = task_cls.players
+    players = task_cls.players if issubclass(task_cls, Players) else ()
     if players:
         objectives = build_player_objectives(
             cfg.get("loss"), cfg.get("regularizer"), players, task_cls.default_player

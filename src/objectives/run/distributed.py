@@ -6,7 +6,8 @@ Two ways processes are started, two fixes:
   each extra rank. Its own Hydra support (`_hydra_subprocess_cmd`) re-runs `sys.argv`,
   which inside a multirun is the whole sweep (`-m loss=mse,mae`) and starts a sweep in
   every child (lightning-hydra-template #393). `child_command` re-runs only this job's
-  own overrides, as a single run writing into this job's folder.
+  own overrides, as a single run writing into this job's folder. It takes the place of
+  that private function, whose use and signature tests/test_contracts.py checks.
 - An external launcher starts them (`torchrun`, `srun`): each process composes the
   config itself, so the run folder cannot be a timestamp. `run_stamp` names it after
   the launch (the SLURM job/step or torchrun's rendezvous id) when there are several
@@ -19,6 +20,9 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_original_cwd, to_absolute_path
 
 
 class SharedRunFolderError(RuntimeError):
@@ -54,10 +58,7 @@ def rank_suffix() -> str:
 def child_command(local_rank: int) -> tuple[Sequence[str], str]:
     """The command Lightning runs for rank `local_rank`: this job's overrides, as a single
     run in this job's folder (no `-m`, no sweep lists, no second `.hydra` folder)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import get_original_cwd, to_absolute_path
-
-    import __main__
+    import __main__  # the running script (train.py, eval.py), known only once it runs
 
     hydra_cfg = HydraConfig.get()
     if __main__.__spec__ is None:
@@ -75,7 +76,7 @@ def child_command(local_rank: int) -> tuple[Sequence[str], str]:
 
 def use_job_command_for_children(trainer: object) -> None:
     """Make Lightning start a DDP run's extra processes with `child_command`."""
-    from hydra.core.hydra_config import HydraConfig
+    # deferred: this module is on the `--help` path, which must not import Lightning
     from lightning.pytorch.strategies.launchers import subprocess_script
 
     launcher = getattr(getattr(trainer, "strategy", None), "launcher", None)

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    # deferred: torch and Lightning load here, so `eval.py --help` starts in a blink
     from objectives.run.assemble import assemble, build_trainer, instantiate_loggers
     from objectives.run.blas_threads import keep_cores_for_torch
 

@@ -3,7 +3,7 @@
 Lightning wraps every hook, callback and loop stage in `trainer.profiler.profile(name)`,
 about 25 times a training step. Its default `PassThroughProfiler` does nothing there, but
 `profile` is a `@contextmanager`, so each use still builds a generator and a context
-object: about 4 % of the seed MLP's step on the project's CPU. This one
+object, a cost a small model's step notices. This one
 hands back one shared `contextlib.nullcontext`. `trainer.profiler=simple|advanced|pytorch`
 gets Lightning's profilers as usual.
 """

@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import functools
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
+from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, Override
 from omegaconf import OmegaConf
 
 from objectives.errors import ConfigError
 from objectives.run.config import config_dir, group_options, package_of, required_value_error
-
-if TYPE_CHECKING:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import Override
 
 # Flags that add config folders: options may then live outside configs/, so leave it to Hydra.
 OTHER_CONFIG_SOURCES = ("--config-dir", "-cd", "hydra.searchpath")
@@ -54,8 +52,6 @@ def check_command_line(
 def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
     """Hydra's reading of a command line (`overrides`, `config_name`, ...), or None when it
     does not parse (Hydra then reports it)."""
-    from hydra._internal.utils import get_args_parser
-
     parser = get_args_parser()
 
     def refuse(message: str) -> None:  # instead of printing usage and exiting
@@ -71,8 +67,6 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
 
 @functools.cache
 def _parser() -> OverridesParser:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     return OverridesParser.create()
 
 
@@ -87,8 +81,6 @@ def parse_override(override: str) -> Override | None:
 def chosen_options(parsed: Override) -> list[str | None] | None:
     """The option names an override selects, e.g. `["mse", "foo"]` for `loss=mse,foo`,
     `[None]` for `loss=null`; None for a deletion, a glob or a range sweep."""
-    from hydra.core.override_parser.types import ChoiceSweep
-
     if parsed.is_delete() or parsed.value_type is None:
         return None
     value = parsed.value()

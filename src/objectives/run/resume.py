@@ -120,6 +120,7 @@ def checkpoint_step(ckpt_path: str) -> int:
 def purge_after(loggers: Sequence[object], step: int) -> None:
     """Continue each TensorBoard log at `step`: TensorBoard drops what the interrupted
     process logged at later steps. Keep the CSV logger's earlier file under a new name."""
+    # deferred: this module is on the `--help` path, which must not import Lightning
     from lightning.fabric.utilities.rank_zero import rank_zero_only
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
     from tensorboard.compat.proto.event_pb2 import Event, SessionLog

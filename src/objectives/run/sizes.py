@@ -13,6 +13,9 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 from torch import nn
 
 from objectives.errors import ConfigError
@@ -71,8 +74,6 @@ def build_model(factory: Callable[..., nn.Module], dims: Mapping[str, int]) -> n
 def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, int]) -> None:
     """Run `network` once (eval mode, no grad: no state changes) on zeros of the data's
     input shape, so a network that cannot read them fails now with one line."""
-    import torch
-
     training = network.training
     network.eval()
     try:
@@ -96,9 +97,6 @@ def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, 
 
 def _option_class(group: str, name: str) -> object:
     """The class an option's `_target_` names, or None."""
-    from hydra.utils import get_class
-    from omegaconf import OmegaConf
-
     try:
         return get_class(OmegaConf.load(config_dir() / group / f"{name}.yaml")._target_)
     except Exception:

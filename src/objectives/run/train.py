@@ -20,6 +20,8 @@ from objectives.errors import ConfigError
 from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.config import config_dir
 from objectives.run.resume import with_saved_overrides
+from objectives.run.sweeps import record_job
+from objectives.run.sweeps.job_record import in_multirun
 
 if TYPE_CHECKING:
     from torch import nn
@@ -41,6 +43,7 @@ def describe_parameters(network: nn.Module, limit: int = 16) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, optionally test, log hyper-parameters; returns the final metrics as floats."""
+    # deferred: torch and Lightning load here, so `train.py --help` starts in a blink
     import lightning as L
 
     from objectives.run.assemble import (
@@ -53,7 +56,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.run.distributed import use_job_command_for_children
     from objectives.run.hparams import hparams_of, log_hparams
     from objectives.run.resume import checkpoint_file, checkpoint_step, purge_after
-    from objectives.run.sweeps.job_record import in_multirun
 
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -87,9 +89,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def hydra_main(cfg: DictConfig) -> float | None:
     """Returns `optimized_metric` (default `val/objective`), the value a Hydra sweeper
     minimises. Inside a multirun a failing job is recorded, not raised (see sweeps/)."""
-    from objectives.run.sweeps import record_job
-    from objectives.run.sweeps.job_record import in_multirun
-
     if in_multirun():
         return run_job(partial(record_job, train), cfg)
     return run_job(train, cfg).get(cfg.get("optimized_metric") or "val/objective")

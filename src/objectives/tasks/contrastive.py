@@ -33,9 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from objectives.errors import ConfigError
-from objectives.metrics import knn_accuracy, linear_probe_accuracy
+from objectives.metrics.embedding import knn_accuracy, linear_probe_accuracy
 from objectives.objective import Objective
-from objectives.tasks.base import ObjectiveModule, tagged
+from objectives.objective.tags import tagged
+from objectives.tasks.base import ObjectiveModule
 from objectives.tracking.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from objectives.errors import ConfigError
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.players import Players
 from objectives.tracking.writers import tensorboard_writers
 
 
@@ -37,7 +38,7 @@ class SampleJudge(Protocol):
     def draw(self, samples: Tensor) -> Any: ...
 
 
-class GANModule(ObjectiveModule):
+class GANModule(Players, ObjectiveModule):
     """A generator and a critic (`model=gan_mlp`: `GANNetworks`), one objective each."""
 
     task_name = "gan"
@@ -103,12 +104,12 @@ class GANModule(ObjectiveModule):
         return {"real": real, "fake": fake, "fake_score": self.model.critic(fake)}
 
     def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> None:
-        value = self._players[player](outputs, step=self.global_step)
+        value = self.objectives[player](outputs, step=self.global_step)
         # both players' values are logged in the same batches (every log_every_n_steps-th)
         batches = self.trainer.fit_loop.epoch_loop.total_batch_idx
         log_step = batches % (self.trainer.log_every_n_steps * self.n_critic) < self.n_critic
         size = len(outputs["real"])
-        if not self.record(value, "train", size, player=player, log_step=log_step):
+        if not self.recorder.record(self, value, "train", size, player=player, log_step=log_step):
             return  # task.nonfinite=skip: no update for this player this step
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(value.total)
@@ -131,8 +132,9 @@ class GANModule(ObjectiveModule):
         with torch.inference_mode(False), torch.no_grad():
             real = batch[0].clone()
             outputs = self._disc_outputs(real)  # what both players read, from one sample
-            for player, objective in self._players.items():
-                self.record(objective(outputs, step=self.global_step), stage, len(real), player)
+            for player, objective in self.objectives.items():
+                value = objective(outputs, step=self.global_step)
+                self.recorder.record(self, value, stage, len(real), player)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluation_step(batch, "val")
@@ -184,7 +186,7 @@ class GANModule(ObjectiveModule):
             else:
                 writer.add_figure(f"{stage}/samples", picture, self.global_step, close=False)
         if not isinstance(picture, Tensor):
-            import matplotlib.pyplot as plt
+            import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import
 
             plt.close(picture)
 

@@ -12,18 +12,23 @@ policies (`task.nonfinite=`):
 - `warn`: log a warning once and go on (the old behaviour, for debugging).
 
 The check reads one boolean a training step, whether J is finite (J sums the weighted
-terms, so it is finite exactly when every weighted and raw term is): a few µs on a CPU,
+terms, so it is finite exactly when every weighted and raw term is): cheap on a CPU,
 one small sync on a GPU. Validation and test are checked once an epoch, from their means.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+import lightning as L
 import torch
 from torch import Tensor
 
-from objectives.errors import ConfigError
+from objectives.errors import ConfigError, NonFiniteObjective
+
+log = logging.getLogger(__name__)
 
 POLICIES = ("stop", "skip", "warn")
 
@@ -47,3 +52,48 @@ def describe(names: Sequence[str], values: Tensor, stage: str, step: int, epoch:
     bad.sort(key=lambda item: (not item[0].startswith("raw/"), item[0] == "objective"))
     where = f"{stage} step {step} (epoch {epoch})" if stage == "train" else f"{stage} epoch {epoch}"
     return f"{where}: " + ", ".join(f"{n}={v}" for n, v in bad)
+
+
+class NonFiniteGuard:
+    """Applies the policy: `step_is_bad` decides (together on every process), `on_bad` stops
+    with the message or warns once; `skipped` counts the steps skipped this epoch."""
+
+    def __init__(self, policy: str = "stop") -> None:
+        self.policy = check_policy(policy)
+        self.skipped = 0
+        self._warned = False
+
+    def step_is_bad(self, trainer: L.Trainer, total: Tensor) -> bool:
+        """Whether J is NaN/±Inf: exactly when any term, weighted or raw, is (J sums the
+        weighted terms, each a finite weight times its raw value), so one value is read."""
+        bad = not bool(total.isfinite())
+        if trainer.world_size > 1:  # every rank must stop or skip together
+            return trainer.strategy.reduce_boolean_decision(bad, all=False)
+        return bad
+
+    def on_bad(self, trainer: L.Trainer, names: Sequence[str], values: Tensor, stage: str) -> None:
+        """Stop with a message naming the bad terms (`stop`), or warn once (`warn`)."""
+        where = describe(names, values, stage, trainer.global_step, trainer.current_epoch)
+        if self.policy != "stop":
+            if not self._warned:
+                note = f"task.nonfinite={self.policy}: going on"
+                log.warning("non-finite objective at %s (%s)", where, note)
+                self._warned = True
+            return
+        last = newest_checkpoint(trainer)
+        kept = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
+        raise NonFiniteObjective(
+            f"non-finite objective at {where}; {kept}. Lower optimizer.lr, check the data "
+            "for NaN, or skip such steps with task.nonfinite=skip"
+        )
+
+
+def newest_checkpoint(trainer: L.Trainer) -> str | None:
+    """The checkpoint file written last by any checkpoint callback (None before the first)."""
+    paths = {
+        path
+        for callback in trainer.checkpoint_callbacks
+        for path in (callback.best_model_path, callback.last_model_path)
+        if path and Path(path).is_file()
+    }
+    return max(paths, key=lambda p: Path(p).stat().st_mtime_ns, default=None)

@@ -3,8 +3,8 @@
 Lightning sets `module._current_fx_name` before and after each hook it calls, about 40
 times a training step. Every such assignment goes through `nn.Module.__setattr__`, which
 checks whether the value is a Parameter, a Module or a Buffer; the Parameter and Buffer
-checks run Python-level `__instancecheck__`s. On the project's 2-core CPU that cost
-about 4 % of the seed MLP's step (docs/benchmarks.md, `--compare lightning`).
+checks run Python-level `__instancecheck__`s: a measurable share of a small model's step
+(docs/benchmarks.md, `--compare lightning`).
 
 For a name that already is a plain attribute (it lives in the instance `__dict__`, so it
 is no parameter, buffer or submodule) and a value that is neither a tensor nor a module,

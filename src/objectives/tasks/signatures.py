@@ -2,8 +2,8 @@
 
 Lightning reads the signature of `training_step` on every batch (to decide whether to pass
 `batch_idx`), and of the validation and test steps on every evaluation batch, through
-`inspect.getfullargspec`, which builds it anew each time: about 1-2 % of the seed MLP's
-step on the project's CPU. `inspect` honours a function's `__signature__`, which
+`inspect.getfullargspec`, which builds it anew each time (docs/benchmarks.md has the
+cost). `inspect` honours a function's `__signature__`, which
 `stored_signature` sets once, when the class is defined; `ObjectiveModule` applies it
 to its own step methods and to those of every task class.
 """

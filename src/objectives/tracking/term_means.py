@@ -1,8 +1,8 @@
 """Epoch means of the objective and its terms, one vector per stage.
 
 One tensor holds Σ batch_size·[objective, terms..., raws...] for the epoch, so a step
-costs one in-place add (about 6 µs on a CPU; a torchmetrics `Metric` costs about 35 µs
-a call for the same add, and per-term `self.log` about 0.2 ms a call). At the epoch's
+costs one in-place add (a torchmetrics `Metric`, or `self.log` a term, costs several
+times more a step; docs/benchmarks.md). At the epoch's
 end the sums and the row count are reduced across processes in one all-reduce, which
 weights every batch by its size when batches differ.
 
@@ -18,14 +18,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from objectives.tasks.plain_attributes import PlainAttributes
 
-
-class TermMeans(PlainAttributes):
+class TermMeans:
     """Batch-size-weighted running mean of a fixed-length vector."""
 
     def __init__(self, size: int) -> None:
-        super().__init__()
         self.size = size
         self.sums: Tensor | None = None  # allocated on the device of the first values
         self.rows = 0  # a Python int: counting rows never touches the device

@@ -42,6 +42,7 @@ def write_sweep_experiment(sweep_dir: Path, records: list[Mapping]) -> Path | No
     example, discrete, metrics = union_of_settings(records)
     if not example:
         return None
+    # deferred: a sweep summary without TensorBoard settings never imports torch
     from torch.utils.tensorboard.summary import hparams
     from torch.utils.tensorboard.writer import FileWriter
 

@@ -22,6 +22,9 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from objectives.errors import unwrap_config_error
@@ -32,9 +35,6 @@ JOB_FILE = "job.json"
 
 
 def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
@@ -54,8 +54,6 @@ def non_finite_reason(metrics: Mapping[str, float], watched: str) -> str:
 
 def primary_metric(cfg: DictConfig) -> str | None:
     """`test/<m>` (or `val/<m>` without a test run) for the task's headline metric `m`."""
-    from hydra.utils import get_class
-
     try:
         name = get_class(cfg.task._target_).primary_metric
     except Exception:  # no task or an unknown one: the job itself reports that
@@ -66,7 +64,7 @@ def primary_metric(cfg: DictConfig) -> str | None:
 def record_job(job: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -> float:
     """Run `job(cfg)` as one multirun job; return the value the sweeper optimises (NaN if the
     job failed)."""
-    from hydra.core.hydra_config import HydraConfig
+    # deferred: train.py imports this module before it may import Lightning and torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from objectives.run.hparams import hparams_of

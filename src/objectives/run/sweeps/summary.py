@@ -212,6 +212,7 @@ def summarise(
 ) -> list[Path]:
     """Write the summary files of one sweep folder; returns their paths. No job.json at all
     gives a header-only CSV and a Markdown note, and no chart."""
+    # deferred: torch and matplotlib load only when a sweep ends, not when Hydra starts it
     from objectives.run.sweeps.hparams_tab import write_sweep_experiment
     from objectives.run.sweeps.summary_chart import draw_chart
 

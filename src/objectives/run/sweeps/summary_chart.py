@@ -36,7 +36,7 @@ def draw_chart(
     best: int | None = None,
 ) -> None:
     """Save the bar chart of `values` (None: no value) to `path`; `best` gets a black edge."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: matplotlib is slow to import
 
     finite = [v for v in values if v is not None and math.isfinite(v)]
     # an empty bar for a job without a value: as tall as the tallest real one

@@ -1,0 +1,125 @@
+"""The one place a task hands its objective values to.
+
+Per step, the objective and its terms arrive stacked in one detached vector
+(`ObjectiveValue.stacked()`): the non-finite guard reads J, the vector joins its
+stage's epoch sum (no host-device sync), and every `trainer.log_every_n_steps` steps it
+starts an asynchronous copy to the host that reaches the loggers a logging interval later
+(tracking/step_values.py). At an epoch's end the sums are reduced across processes once
+and go, with the task's torchmetrics, through `self.log`. Tensor-valued metrics (a
+confusion matrix) are kept in `figures` for a callback to draw (callbacks/metric_figures.py).
+
+Values are kept per objective: one, named "", for most tasks; one a player for tasks with
+several (GAN: `gen`, `disc`), whose tags carry the player (`train/disc/objective`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+from torch import Tensor
+from torchmetrics import Metric, MetricCollection
+
+from objectives.objective import Objective, ObjectiveValue
+from objectives.objective.tags import (
+    SKIPPED_STEPS,
+    STAGES,
+    epoch_tags,
+    step_tags,
+    tagged,
+)
+from objectives.tasks.nonfinite import NonFiniteGuard, non_finite
+from objectives.tracking.step_values import DeferredStepValues
+from objectives.tracking.term_means import TermMeans
+
+
+class ObjectiveRecorder:
+    """Epoch sums and deferred per-step values of each objective, and the guard on them."""
+
+    def __init__(self, objectives: Mapping[str, Objective], nonfinite: str = "stop") -> None:
+        self.guard = NonFiniteGuard(nonfinite)
+        self.names = {p: o.stacked_names() for p, o in objectives.items()}
+        terms = {p: o.names for p, o in objectives.items()}
+        self.means = {(s, p): TermMeans(len(self.names[p])) for s in STAGES for p in terms}
+        self.tags = {(s, p): epoch_tags(s, p, terms[p]) for s in STAGES for p in terms}
+        self.step_values = {p: DeferredStepValues(step_tags(p, terms[p])) for p in terms}
+        # this epoch's tensor-valued metrics, for a callback to draw: stage → name → (metric, value)
+        self.figures: dict[str, dict[str, tuple[Metric, Tensor]]] = {}
+
+    def record(
+        self,
+        module: L.LightningModule,
+        value: ObjectiveValue,
+        stage: str,
+        batch_size: int,
+        player: str = "",
+        log_step: bool | None = None,
+        step: int | None = None,
+    ) -> bool:
+        """Account one step's value; False when the step must be skipped (`nonfinite=skip`).
+        Per-step values go out every `log_every_n_steps` optimizer steps, or when `log_step`
+        says (a task with its own steps, e.g. the GAN, calls this once a player and step)."""
+        stacked = value.stacked()
+        trainer = module.trainer
+        if stage == "train" and self.guard.step_is_bad(trainer, value.total):
+            if self.guard.policy == "skip":
+                self.guard.skipped += 1
+                return False
+            self.guard.on_bad(trainer, self._bad_names(player), stacked, stage)
+        self.means[(stage, player)].update(stacked, batch_size)
+        if stage != "train":
+            return True
+        step = module.global_step if step is None else step
+        due = log_step or (log_step is None and step % trainer.log_every_n_steps == 0)
+        if due and module.loggers and trainer.is_global_zero:  # rank 0 writes, without a sync
+            self.step_values[player].push(step, stacked, module.loggers)
+        return True
+
+    def _bad_names(self, player: str) -> list[str]:
+        return [tagged(player, n) for n in self.names[player]]
+
+    def log_epoch(self, module: L.LightningModule, stage: str, metrics: MetricCollection) -> None:
+        """The epoch means of every objective and the metrics' values, through `self.log`."""
+        values: dict[str, Tensor] = {}
+        for player in self.names:
+            values.update(self._epoch_values(module, stage, player))
+        if stage == "train" and self.guard.policy == "skip":
+            module.log(SKIPPED_STEPS, float(self.guard.skipped), sync_dist=True)
+            self.guard.skipped = 0
+        if metrics:
+            for name, value in metrics.compute().items():
+                if value.ndim == 0:
+                    values[name] = value
+                else:  # a matrix is drawn by a callback, not logged as a scalar
+                    self.figures.setdefault(stage, {})[name] = (metrics[name], value)
+            metrics.reset()
+        if not values:
+            return
+        # already reduced across processes (TermMeans, torchmetrics): no second sync here
+        objective_tag = self.tags[(stage, next(iter(self.names)))][0]
+        if objective_tag in values:
+            module.log(objective_tag, values.pop(objective_tag), prog_bar=stage == "val",
+                       sync_dist=False)  # fmt: skip
+        module.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+
+    def _epoch_values(self, module: L.LightningModule, stage: str, player: str) -> dict:
+        """One objective's epoch means, reduced across processes (every rank joins)."""
+        trainer = module.trainer
+        means = self.means[(stage, player)]
+        if not means.updated and trainer.world_size == 1:
+            return {}  # with several processes every rank joins the reduction, rows or not
+        reduced = means.compute(
+            lambda t: trainer.strategy.reduce(t, reduce_op="sum"), device=module.device
+        )
+        means.reset()
+        if reduced is None:
+            return {}
+        if stage != "train" and non_finite(reduced):
+            self.guard.on_bad(trainer, self._bad_names(player), reduced, stage)
+        return dict(zip(self.tags[(stage, player)], reduced, strict=True))
+
+    def flush(self, loggers: Any) -> None:
+        """Write every pending per-step value now (end of training, checkpoints)."""
+        for values in self.step_values.values():
+            values.flush(loggers)

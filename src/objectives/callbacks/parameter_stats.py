@@ -14,6 +14,7 @@ import torch
 
 from objectives.callbacks.deferred import DeferredValuesCallback
 from objectives.callbacks.interval import check_interval
+from objectives.checks import positive_int
 from objectives.objective.tags import layer_grad_norm_tags
 from objectives.tracking.step_values import DeferredStepValues
 from objectives.tracking.writers import tensorboard_writers
@@ -35,7 +36,9 @@ class ParameterStats(DeferredValuesCallback):
         )
         self.histograms = histograms
         # a histogram costs far more than a step's gradient norms: not every epoch
-        self.histogram_every_n_epochs = max(1, int(histogram_every_n_epochs))
+        self.histogram_every_n_epochs = positive_int(
+            histogram_every_n_epochs, "callbacks.parameter_stats.histogram_every_n_epochs"
+        )
         self._names: list[str] = []
         self._params: list[torch.nn.Parameter] = []
 

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from objectives.checks import positive_int
 from objectives.errors import ConfigError
 from objectives.metrics.embedding import knn_accuracy, linear_probe_accuracy
 from objectives.objective import Objective
@@ -96,11 +97,11 @@ class ContrastiveModule(ObjectiveModule):
                 "task contrastive needs augmentations to make two views of each image; "
                 "pick them, e.g. augment=digits"
             )
-        for key, value in (("representation_dim", representation_dim),
-                           ("projection_hidden", projection_hidden),
-                           ("projection_dim", projection_dim), ("knn_k", knn_k)):  # fmt: skip
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"task.{key} must be a positive integer, got {value!r}")
+        representation_dim = positive_int(representation_dim, "task.representation_dim")
+        projection_hidden = positive_int(projection_hidden, "task.projection_hidden")
+        projection_dim = positive_int(projection_dim, "task.projection_dim")
+        knn_k = positive_int(knn_k, "task.knn_k")
+        probe_epochs = positive_int(probe_epochs, "task.probe_epochs")
         self.projection_dim = projection_dim
         network = EncoderWithHead(model, representation_dim, projection_hidden, projection_dim)
         super().__init__(network, objective, **kwargs)

@@ -23,6 +23,7 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 
+from objectives.checks import number, positive_int
 from objectives.errors import ConfigError
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
@@ -64,11 +65,9 @@ class GANModule(Players, ObjectiveModule):
     ) -> None:
         if scheduler is not None:
             raise ConfigError("task gan takes no learning-rate scheduler; use scheduler=none")
-        if not isinstance(n_critic, int) or isinstance(n_critic, bool) or n_critic < 1:
-            raise ConfigError(f"task.n_critic must be a positive integer, got {n_critic!r}")
-        for key, value in (("gen_lr", gen_lr), ("disc_lr", disc_lr)):
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"task.{key} must be a number > 0, got {value!r}")
+        n_critic = positive_int(n_critic, "task.n_critic")
+        gen_lr = number(gen_lr, "task.gen_lr", low=0, low_open=True)
+        disc_lr = number(disc_lr, "task.disc_lr", low=0, low_open=True)
         for part in ("generator", "critic"):
             if not isinstance(getattr(model, part, None), nn.Module):
                 raise ConfigError(

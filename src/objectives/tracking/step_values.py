@@ -9,8 +9,9 @@ never stalls the step path; on a CPU the copy is a plain clone.
 
 Why bursts: each write wakes TensorBoard's writer thread, which checksums the event in
 Python while holding the GIL, and the training thread pays for the hand-over. Writing ten
-events at a time costs a fraction of writing them one by one (docs/benchmarks.md); a slow model still gets its values
-written within `max_delay_s`, so a live TensorBoard stays current.
+events at a time costs a fraction of writing them one by one (docs/benchmarks.md); a slow
+model still gets its values written within `max_delay_s`, so a live TensorBoard stays
+current.
 """
 
 from __future__ import annotations

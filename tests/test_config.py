@@ -214,7 +214,7 @@ def test_bad_settings_stop_before_training_with_one_line(compose_cfg, overrides,
 
 
 def test_term_functions_are_plain_partials_not_hydras_per_call_checked_ones(compose_cfg) -> None:
-    """Hydra's partial subclass re-checks its target on each call (docs/benchmarks.md has the cost)."""
+    """Hydra's partial subclass re-checks its target on each call (a cost: docs/benchmarks.md)."""
     import functools
 
     cfg = compose_cfg("loss=log_cosh", "regularizer=[l1,elastic_net]")

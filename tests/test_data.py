@@ -23,7 +23,7 @@ def test_batches_cover_every_row_once_in_order_without_shuffle() -> None:
 
 
 def test_drop_last_drops_the_short_batch() -> None:
-    batches = InMemoryBatches((torch.arange(10),), batch_size=4, drop_last=True)
+    batches = InMemoryBatches((torch.arange(10),), batch_size=4, training=True)
     assert len(batches) == 2 and len(rows(batches)) == 8
 
 
@@ -49,7 +49,7 @@ def test_inputs_and_targets_stay_paired_after_shuffle() -> None:
 def test_ranks_take_disjoint_batches_that_cover_the_epoch() -> None:
     data = (torch.arange(40),)
     shards = [
-        rows(InMemoryBatches(data, 5, shuffle=True, drop_last=True, seed=0, rank=r, world_size=2))
+        rows(InMemoryBatches(data, 5, shuffle=True, training=True, seed=0, rank=r, world_size=2))
         for r in range(2)
     ]
     assert not set(shards[0]) & set(shards[1])
@@ -61,7 +61,7 @@ def test_training_shards_are_the_big_batches_of_one_process() -> None:
     data = (torch.arange(70),)
     single = [
         sorted(b[0].tolist())
-        for b in InMemoryBatches(data, 32, shuffle=True, drop_last=True, seed=4, epoch=lambda: 2)
+        for b in InMemoryBatches(data, 32, shuffle=True, training=True, seed=4, epoch=lambda: 2)
     ]
     ranks = [
         [
@@ -70,7 +70,7 @@ def test_training_shards_are_the_big_batches_of_one_process() -> None:
                 data,
                 16,
                 shuffle=True,
-                drop_last=True,
+                training=True,
                 seed=4,
                 epoch=lambda: 2,
                 rank=r,
@@ -81,6 +81,35 @@ def test_training_shards_are_the_big_batches_of_one_process() -> None:
     ]
     assert len(ranks[0]) == len(ranks[1]) == len(single) == 2
     assert [sorted(a + b) for a, b in zip(*ranks, strict=True)] == single
+
+
+def test_training_keeps_the_last_partial_batch_when_asked() -> None:
+    batches = InMemoryBatches((torch.arange(10),), batch_size=4, training=True, drop_last=False)
+    assert [len(b[0]) for b in batches] == [4, 4, 2] and rows(batches) == list(range(10))
+
+
+KEPT_LAST = [(70, 35, 2), (70, 30, 2), (71, 16, 2), (10, 4, 3), (3, 8, 4), (1, 1, 2)]
+
+
+@pytest.mark.parametrize(("num_rows", "batch", "world_size"), KEPT_LAST)
+def test_kept_last_batches_give_every_rank_the_same_steps(num_rows, batch, world_size) -> None:
+    """As torch's DistributedSampler: the leftover rows split evenly, padded with the first
+    rows where they do not divide; the union of the ranks' rows is every row, with fewer
+    than `world_size` repeats, and the global batches are those of one process."""
+    data = (torch.arange(num_rows),)
+    make = lambda r, w, b: InMemoryBatches(  # noqa: E731
+        data, b, shuffle=True, training=True, drop_last=False, seed=5, rank=r, world_size=w
+    )
+    shards = [[b[0].tolist() for b in make(r, world_size, batch)] for r in range(world_size)]
+    assert len({len(s) for s in shards}) == 1, "every rank must step the same number of times"
+    assert all(len(b) == len(shards[0][i]) for s in shards for i, b in enumerate(s))
+    seen = [row for shard in shards for b in shard for row in b]
+    assert set(seen) == set(range(num_rows)) and len(seen) - num_rows < world_size
+    single = [sorted(b[0].tolist()) for b in make(0, 1, batch * world_size)]
+    steps = [[row for batch in step for row in batch] for step in zip(*shards, strict=True)]
+    assert len(steps) == len(single)
+    for step, one in zip(steps, single, strict=True):  # the same rows, plus the padding
+        assert set(one) <= set(step) and len(step) - len(one) < world_size
 
 
 @pytest.mark.parametrize(("num_rows", "world_size"), [(15, 2), (7, 3), (2, 2), (33, 4)])

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from objectives.run import checkpoint_io
 from objectives.errors import ConfigError
+from objectives.run import checkpoint_io
 from objectives.run.checkpoint_io import AtomicCheckpointIO
 from objectives.run.resume import checkpoint_step, latest_run, resumed_run, with_saved_overrides
 from objectives.run.train import train

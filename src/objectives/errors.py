@@ -12,7 +12,11 @@ class NonFiniteObjective(RuntimeError):
     """The objective or a term became NaN/±Inf; the message names them, the step and stage."""
 
 
-USER_ERRORS = (ConfigError, NonFiniteObjective)
+class NoTrainingStep(RuntimeError):
+    """A fit ended without one optimizer step: whatever it reports, it trained nothing."""
+
+
+USER_ERRORS = (ConfigError, NonFiniteObjective, NoTrainingStep)
 
 
 def unwrap_config_error(err: BaseException) -> BaseException:

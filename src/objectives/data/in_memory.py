@@ -49,6 +49,7 @@ class InMemoryDataModule(L.LightningDataModule):
         name: str = "data",
         root: str | None = None,
         drop_nonfinite: bool = False,
+        drop_last: bool = True,
     ) -> None:
         super().__init__()
         if root is not None and not Path(root).is_dir():
@@ -77,6 +78,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.name = name
         # rows with NaN/±Inf: refused (False) or dropped with a warning (True); see checks.py
         self.drop_nonfinite = drop_nonfinite
+        # training rows left over after the last whole batch: dropped, or one smaller step
+        self.drop_last = checks.boolean(drop_last, "data.drop_last")
         self.splits: dict[str, Split] | None = None
 
     # -- loading ---------------------------------------------------------------------------
@@ -97,14 +100,31 @@ class InMemoryDataModule(L.LightningDataModule):
         else:  # the data's own test split is kept; validation comes out of its training split
             splits = self._split(pools["train"], {"val": self.val_fraction})
             splits["test"] = pools["test"]
-        n_train = len(splits["train"][0])
-        if self.batch_size > n_train:
-            raise ConfigError(
-                f"data.batch_size={self.batch_size} is larger than the {n_train} training rows "
-                f"of '{self.name}'; use data.batch_size={min(n_train, 32)} or less"
-            )
         self.splits = self._standardize(splits)
+        self.check_training_batches(world_size=1)
         return self.splits
+
+    def check_training_batches(self, world_size: int) -> None:
+        """Refuse, before training, a batch size that leaves a process no training batch.
+        `data.batch_size` is per process: `world_size` processes step on `world_size ×
+        batch_size` rows, and with `drop_last` the rows short of that make no step."""
+        rows = len(self._load()["train"][0])
+        if not self.drop_last or self.batch_size * world_size <= rows:
+            return
+        if world_size == 1:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is larger than the {rows} training rows "
+                f"of '{self.name}'; use data.batch_size={min(rows, 32)} or less, or "
+                "data.drop_last=false to train on one smaller batch"
+            )
+        per_process = rows // world_size
+        fix = f"data.batch_size={per_process} or less, " if per_process else ""
+        raise ConfigError(
+            f"data.batch_size={self.batch_size} leaves each of the {world_size} processes no "
+            f"training batch: the {rows} training rows of '{self.name}' are {rows / world_size:g} "
+            f"a process (data.batch_size is per device); use {fix}fewer devices "
+            "(trainer.devices), or data.drop_last=false to keep the last partial batch"
+        )
 
     def _split(self, pool: Split, fractions: dict[str, float]) -> dict[str, Split]:
         inputs, targets = pool
@@ -172,7 +192,8 @@ class InMemoryDataModule(L.LightningDataModule):
             (x, y),
             batch_size=self.batch_size,
             shuffle=train and self.shuffle,
-            drop_last=train,
+            training=train,
+            drop_last=self.drop_last,
             seed=self.split_seed,
             epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
             rank=trainer.global_rank if trainer is not None else 0,

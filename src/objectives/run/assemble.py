@@ -171,6 +171,7 @@ def check_trainer(node: DictConfig) -> None:
     """Refuse text where the trainer takes a number (`trainer.max_epochs=abc`, which Lightning
     would only trip over, without a message, once fitting starts), or a float where it takes
     an integer. Settings the trainer's signature does not type are left to it."""
+    check_trains_something(node)
     try:
         hints = typing.get_type_hints(get_class(node._target_).__init__)
     except Exception:  # an unknown or untyped trainer: nothing to check against
@@ -197,6 +198,21 @@ def check_trainer(node: DictConfig) -> None:
         raise ConfigError(
             f"trainer.{key} must be {wanted}, got {value!r}; e.g. trainer.{key}={example}"
         )
+
+
+def check_trains_something(node: DictConfig) -> None:
+    """Refuse a limit of zero epochs or steps: such a fit would end at once, having
+    trained nothing, and report its initial weights as if they were fitted."""
+    for key in ("max_epochs", "max_steps"):
+        try:
+            value = plain(node.get(key))
+        except Exception:  # an interpolation that resolves only inside a Hydra run
+            continue
+        if value == 0 and not isinstance(value, bool):
+            raise ConfigError(
+                f"trainer.{key}=0 trains nothing; use trainer.{key}=1 or more (-1: no limit), "
+                "or test a checkpoint with eval.py ckpt_path=..."
+            )
 
 
 def _accepted(hint: object) -> tuple[set[type], set[object]]:

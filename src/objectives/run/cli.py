@@ -85,7 +85,8 @@ def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
             cause = missing_value_error(err) or cause
         if not isinstance(cause, USER_ERRORS):
             raise
-        sys.exit(f"error: {cause}")
+        # every process of a multi-device run stops; the first one says why
+        sys.exit(1 if rank_suffix() else f"error: {cause}")
 
 
 HELP_FLAGS = ("--help", "-h")

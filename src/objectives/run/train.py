@@ -45,6 +45,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, optionally test, log hyper-parameters; returns the final metrics as floats."""
     # deferred: torch and Lightning load here, so `train.py --help` starts in a blink
     import lightning as L
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from objectives.run.assemble import (
         assemble,
@@ -56,6 +57,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.run.distributed import use_job_command_for_children
     from objectives.run.hparams import hparams_of, log_hparams
     from objectives.run.resume import checkpoint_file, checkpoint_step, purge_after
+    from objectives.run.steps import check_batches, check_steps_made
 
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -64,13 +66,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg.trainer, instantiate_all(cfg.get("callbacks")), loggers)
     keep_cores_for_torch()
     use_job_command_for_children(trainer)
+    batch = check_batches(trainer, parts.datamodule)
     ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    start_step = checkpoint_step(ckpt_path) if ckpt_path is not None else 0
     if ckpt_path is not None:
-        purge_after(loggers, checkpoint_step(ckpt_path))
+        purge_after(loggers, start_step)
+    if batch and rank_zero_only.rank == 0:  # the Trainer knows its rank only once fitting
+        log.info(batch)
     trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path, weights_only=True)
+    recorder = parts.module.recorder
+    check_steps_made(trainer, start_step, recorder.updates, recorder.guard.skipped_in_fit)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     fitted = describe_parameters(parts.module.model)
-    if fitted is not None:
+    if fitted is not None and trainer.is_global_zero:
         log.info("Fitted parameters (last epoch): %s", fitted)
 
     if cfg.get("test"):
@@ -80,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
     log_hparams(loggers, hparams_of(cfg), final, experiment=not in_multirun())
-    for name, value in sorted(final.items()):
+    for name, value in sorted(final.items()) if trainer.is_global_zero else ():
         log.info("%-22s %.6g", name, value)
     return metrics
 

@@ -78,6 +78,7 @@ class GANModule(Players, ObjectiveModule):
         self.gen_lr, self.disc_lr, self.n_critic = float(gen_lr), float(disc_lr), n_critic
         self.judge = judge
         self.eval_samples, self.eval_seed = eval_samples, eval_seed
+        self.noise_seed = 0  # the run's seed, read when fitting starts (`_training_noise`)
 
     def player_network(self, player: str) -> nn.Module:
         """A critic penalty reads the critic; a generator term the generator."""
@@ -91,15 +92,28 @@ class GANModule(Players, ObjectiveModule):
         return {"real": real, "fake": fake, "real_score": critic(real), "fake_score": critic(fake)}
 
     # -- the steps ----------------------------------------------------------------------------
-    def _disc_outputs(self, real: Tensor) -> dict[str, Tensor]:
-        noise = self.model.sample_noise(len(real), device=real.device)
+    def _training_noise(self, rows: int, device: torch.device, player: str) -> Tensor:
+        """This process's share of the noise of the optimizer step's whole batch, drawn from a
+        generator seeded by the run's seed, the batch and the player: w processes of batch b
+        draw exactly the noise one process draws for w·b, so a multi-device run trains as
+        one process on the global batch does (tests/test_ddp.py)."""
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        batch = self.trainer.fit_loop.epoch_loop.total_batch_idx
+        seed = (self.noise_seed * 1_000_003 + 2 * batch + (player == "gen")) % 2**63
+        generator = torch.Generator().manual_seed(seed)
+        noise = self.model.sample_noise(rows * world, generator=generator, device="cpu")
+        return noise[rank * rows : (rank + 1) * rows].to(device)
+
+    def _disc_outputs(self, real: Tensor, noise: Tensor | None = None) -> dict[str, Tensor]:
+        if noise is None:  # evaluation: torch's global generator
+            noise = self.model.sample_noise(len(real), device=real.device)
         with torch.no_grad():
             fake = self.model.generate(noise)
         critic = self.model.critic
         return {"real": real, "fake": fake, "real_score": critic(real), "fake_score": critic(fake)}
 
     def _gen_outputs(self, real: Tensor) -> dict[str, Tensor]:
-        fake = self.model.generate(self.model.sample_noise(len(real), device=real.device))
+        fake = self.model.generate(self._training_noise(len(real), real.device, "gen"))
         return {"real": real, "fake": fake, "fake_score": self.model.critic(fake)}
 
     def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> None:
@@ -118,7 +132,8 @@ class GANModule(Players, ObjectiveModule):
         real = batch[0]
         gen_optimizer, disc_optimizer = self.optimizers()
         self.toggle_optimizer(disc_optimizer)
-        self._step_player("disc", self._disc_outputs(real), disc_optimizer)
+        noise = self._training_noise(len(real), real.device, "disc")
+        self._step_player("disc", self._disc_outputs(real, noise), disc_optimizer)
         self.untoggle_optimizer(disc_optimizer)
         if (batch_idx + 1) % self.n_critic == 0:
             self.toggle_optimizer(gen_optimizer)
@@ -144,6 +159,7 @@ class GANModule(Players, ObjectiveModule):
     # -- judging the generator ----------------------------------------------------------------
     def on_fit_start(self) -> None:
         super().on_fit_start()
+        self.noise_seed = torch.initial_seed()  # the same on every process of a seeded run
         strategy = self.trainer.strategy
         if (
             self.trainer.world_size > 1

@@ -60,7 +60,8 @@ class NonFiniteGuard:
 
     def __init__(self, policy: str = "stop") -> None:
         self.policy = check_policy(policy)
-        self.skipped = 0
+        self.skipped = 0  # this epoch's, logged and reset at its end
+        self.skipped_in_fit = 0
         self._warned = False
 
     def step_is_bad(self, trainer: L.Trainer, total: Tensor) -> bool:

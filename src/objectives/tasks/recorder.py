@@ -44,6 +44,8 @@ class ObjectiveRecorder:
         self.means = {(s, p): TermMeans(len(self.names[p])) for s in STAGES for p in terms}
         self.tags = {(s, p): epoch_tags(s, p, terms[p]) for s in STAGES for p in terms}
         self.step_values = {p: DeferredStepValues(step_tags(p, terms[p])) for p in terms}
+        # training steps recorded and not skipped: the steps that updated the weights
+        self.updates = 0
         # this epoch's tensor-valued metrics, for a callback to draw: stage → name → (metric, value)
         self.figures: dict[str, dict[str, tuple[Metric, Tensor]]] = {}
 
@@ -65,11 +67,13 @@ class ObjectiveRecorder:
         if stage == "train" and self.guard.step_is_bad(trainer, value.total):
             if self.guard.policy == "skip":
                 self.guard.skipped += 1
+                self.guard.skipped_in_fit += 1
                 return False
             self.guard.on_bad(trainer, self._bad_names(player), stacked, stage)
         self.means[(stage, player)].update(stacked, batch_size)
         if stage != "train":
             return True
+        self.updates += 1
         step = module.global_step if step is None else step
         due = log_step or (log_step is None and step % trainer.log_every_n_steps == 0)
         if due and module.loggers and trainer.is_global_zero:  # rank 0 writes, without a sync

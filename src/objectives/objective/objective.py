@@ -122,9 +122,24 @@ class Objective(nn.Module):
         return torch.stack(rows)
 
     def formula(self) -> str:
-        """E.g. `J(θ) = 1·huber(ŷ, y) + 0.001·‖θ‖₂²`."""
-        parts = [f"{term.weight}·{term.symbol}" for term in self.terms]
+        """E.g. `J(θ) = 1·huber(ŷ, y) + 0.001·‖θ‖₂²`; a term that is itself a sum is
+        bracketed, so its weight visibly covers every summand: `1·[softplus(−D(x)) + ...]`."""
+        parts = [f"{term.weight}·{bracketed(term.symbol)}" for term in self.terms]
         return f"{self.symbol} = " + " + ".join(parts)
 
     def __str__(self) -> str:
         return self.formula()
+
+
+def bracketed(symbol: str) -> str:
+    """`symbol` in square brackets when it is a sum or difference at its top level (a ` + `
+    or ` − ` outside every bracket), else as it is."""
+    depth = 0
+    for i, char in enumerate(symbol):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0 and char in "+−-" and symbol[i - 1 : i] == " " == symbol[i + 1 : i + 2]:
+            return f"[{symbol}]"
+    return symbol

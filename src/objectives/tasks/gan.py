@@ -12,6 +12,13 @@ Manual optimisation: each batch is one critic step; every `n_critic`-th batch is
 generator step; each player has its own optimizer and learning rate (TTUR). How good the
 generator is, is judged on a fixed noise batch each validation epoch by a `judge` (mode
 coverage on the ring, a Fréchet distance on digits) and drawn for TensorBoard.
+
+The judged generator is, by default, the exponential moving average of the generator's
+weights (`task.ema_decay`, `task.eval_generator=ema|raw`; generator_average.py): the
+validation and test figures, the images, the checkpoint chosen by them and `eval.py` all
+judge it, and the other generator's figures are logged beside them
+(`val/raw_generator/high_quality`). The players' objectives (`val/gen/objective`, ...)
+are those of the raw generator the critic trains against.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 
-from objectives.checks import number, positive_int
+from objectives.checks import number, one_of, positive_int
 from objectives.errors import ConfigError
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.generator_average import GeneratorAverage
 from objectives.tasks.players import Players
 from objectives.tracking.writers import tensorboard_writers
 
@@ -61,6 +69,9 @@ class GANModule(Players, ObjectiveModule):
         judge: SampleJudge | None = None,
         eval_samples: int = 2500,
         eval_seed: int = 0,
+        ema_decay: float | None = 0.999,
+        ema_start: int = 0,
+        eval_generator: str = "ema",
         **kwargs: Any,
     ) -> None:
         if scheduler is not None:
@@ -79,6 +90,16 @@ class GANModule(Players, ObjectiveModule):
         self.judge = judge
         self.eval_samples, self.eval_seed = eval_samples, eval_seed
         self.noise_seed = 0  # the run's seed, read when fitting starts (`_training_noise`)
+        self.eval_generator = one_of(eval_generator, "task.eval_generator", ("ema", "raw"))
+        if ema_decay is None and self.eval_generator == "ema":
+            raise ConfigError(
+                "task.eval_generator=ema judges the average generator, but task.ema_decay=null "
+                "keeps none; set task.ema_decay=0.999 or task.eval_generator=raw"
+            )
+        self.generator_average = (
+            None if ema_decay is None
+            else GeneratorAverage(model.generator, ema_decay, ema_start)
+        )  # fmt: skip
 
     def player_network(self, player: str) -> nn.Module:
         """A critic penalty reads the critic; a generator term the generator."""
@@ -116,17 +137,18 @@ class GANModule(Players, ObjectiveModule):
         fake = self.model.generate(self._training_noise(len(real), real.device, "gen"))
         return {"real": real, "fake": fake, "fake_score": self.model.critic(fake)}
 
-    def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> None:
+    def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> bool:
         value = self.objectives[player](outputs, step=self.global_step)
         # both players' values are logged in the same batches (every log_every_n_steps-th)
         batches = self.trainer.fit_loop.epoch_loop.total_batch_idx
         log_step = batches % (self.trainer.log_every_n_steps * self.n_critic) < self.n_critic
         size = len(outputs["real"])
         if not self.recorder.record(self, value, "train", size, player=player, log_step=log_step):
-            return  # task.nonfinite=skip: no update for this player this step
+            return False  # task.nonfinite=skip: no update for this player this step
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(value.total)
         optimizer.step()
+        return True
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0]
@@ -137,7 +159,9 @@ class GANModule(Players, ObjectiveModule):
         self.untoggle_optimizer(disc_optimizer)
         if (batch_idx + 1) % self.n_critic == 0:
             self.toggle_optimizer(gen_optimizer)
-            self._step_player("gen", self._gen_outputs(real), gen_optimizer)
+            stepped = self._step_player("gen", self._gen_outputs(real), gen_optimizer)
+            if stepped and self.generator_average is not None:
+                self.generator_average.update(self.model.generator)
             self.untoggle_optimizer(gen_optimizer)
 
     def _evaluation_step(self, batch: Any, stage: str) -> None:
@@ -171,26 +195,38 @@ class GANModule(Players, ObjectiveModule):
                 "parameters unused; under DDP set trainer.strategy=ddp_find_unused_parameters_true"
             )
 
-    def fixed_samples(self, stage: str = "val") -> Tensor:
+    def generator(self, which: str | None = None) -> nn.Module:
+        """The generator judged (`task.eval_generator`), or the one `which` names."""
+        which = which or self.eval_generator
+        if which == "ema" and self.generator_average is not None:
+            return self.generator_average.module
+        return self.model.generator
+
+    def fixed_samples(self, stage: str = "val", which: str | None = None) -> Tensor:
         """Samples from the same noise at every evaluation, so progress is comparable; the
         test draws other noise than validation (which chose the checkpoint)."""
         seed = self.eval_seed + (stage == "test")
         noise = self.model.sample_noise(
             self.eval_samples, generator=torch.Generator().manual_seed(seed)
         ).to(self.device)
-        was_training = self.model.training
-        self.model.eval()
+        generator = self.generator(which)
+        was_training = generator.training
+        generator.eval()
         try:
             with torch.no_grad():
-                return self.model.generate(noise)
+                return generator(noise)
         finally:
-            self.model.train(was_training)
+            generator.train(was_training)
 
     def _judge(self, stage: str) -> None:
         if self.judge is None or self.trainer.sanity_checking:
             return
         samples = self.fixed_samples(stage)
         scores = {f"{stage}/{k}": v for k, v in self.judge.evaluate(samples).items()}
+        if self.generator_average is not None:  # the other generator's figures beside them
+            other = "raw" if self.eval_generator == "ema" else "ema"
+            judged = self.judge.evaluate(self.fixed_samples(stage, other))
+            scores.update({f"{stage}/{other}_generator/{k}": v for k, v in judged.items()})
         self.log_dict(scores, sync_dist=False)  # the same samples on every process
         if not self.trainer.is_global_zero:
             return

@@ -30,6 +30,8 @@ IRRELEVANT_WARNINGS = (
     r"It is recommended to use `self.log\(.*sync_dist=True\)`",
     # task.nonfinite=skip returns None from training_step on purpose
     r"`training_step` returned `None`",
+    # a resumed run continues in its own run folder, checkpoints and all (resume.py)
+    r"Checkpoint directory .* exists and is not empty",
 )
 
 

@@ -218,3 +218,21 @@ def test_help_and_config_printing_never_import_torch_or_lightning(args: list[str
         assert re.search(r"loss\s+bce, cross_entropy, focal, gan_hinge", run.stdout)
     else:
         assert "loss:" in run.stdout and "mse:" in run.stdout
+
+
+def test_a_run_prints_each_lightning_message_once_and_no_advertisement(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "train.py", "trainer.max_epochs=1", "test=false",
+         "trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null",
+         f"paths.log_dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    output = run.stdout + run.stderr
+    assert "litlogger" not in output
+    messages = [
+        line.split("] - ", 1)[-1] for line in output.splitlines() if "GPU available" in line
+    ]
+    assert messages == ["GPU available: False, used: False"], output[:3000]
+    (folder,) = (tmp_path / "train" / "runs").iterdir()
+    assert "GPU available: False, used: False" in (folder / "train.log").read_text()

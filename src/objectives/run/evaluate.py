@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from objectives.run.checkpoints import load_checkpoint
 from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.config import config_dir
+from objectives.run.console import route_lightning_logs
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     from objectives.run.assemble import assemble, build_trainer, instantiate_loggers
     from objectives.run.blas_threads import keep_cores_for_torch
 
+    route_lightning_logs()
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint["run_config"])
     if cfg.get("data"):

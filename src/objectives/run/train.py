@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from objectives.errors import ConfigError
 from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.config import config_dir
+from objectives.run.console import route_lightning_logs
 from objectives.run.resume import with_saved_overrides
 from objectives.run.sweeps import record_job
 from objectives.run.sweeps.job_record import in_multirun
@@ -59,6 +60,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.run.resume import checkpoint_file, checkpoint_step, purge_after
     from objectives.run.steps import check_batches, check_steps_made
 
+    route_lightning_logs()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = assemble(cfg)

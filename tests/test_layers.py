@@ -18,7 +18,7 @@ PACKAGE = "objectives"
 
 # lowest first: a module may import its own layer and the ones before it, never later ones
 LAYERS = (
-    ("foundation", ("objectives", "objectives.errors", "objectives.checks")),
+    ("foundation", ("objectives", "objectives.errors", "objectives.checks", "objectives.refusals")),
     ("objective core", ("objectives.objective",)),
     ("terms", ("objectives.losses", "objectives.regularizers")),
     (

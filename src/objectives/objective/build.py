@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from objectives.errors import ConfigError
 from objectives.objective.objective import Objective
 from objectives.objective.term import LossTerm, ParameterPenalty, Term
+from objectives.refusals import refused
 
 DEFAULT_TERM = {"loss": LossTerm, "regularizer": ParameterPenalty}
 # Keys that tune a term but do not define one: an experiment may set them for a term
@@ -52,7 +53,8 @@ def _build_terms(group: str, nodes: Mapping | None) -> list[Term]:
         if "player" in node:  # which objective a term joins is the builder's, not the term's
             node = OmegaConf.masked_copy(node, [k for k in node if k != "player"])
         if "_target_" in node:
-            term = instantiate(node, name=str(name), _convert_="all")
+            with refused(f"{group}.{name}"):
+                term = instantiate(node, name=str(name), _convert_="all")
         elif "fn" not in node and set(node) <= TERM_SETTINGS:
             log.info(
                 "%s.%s has settings (%s) but no %s file selected it: not a term of J",
@@ -60,7 +62,8 @@ def _build_terms(group: str, nodes: Mapping | None) -> list[Term]:
             )  # fmt: skip
             continue
         else:
-            settings = instantiate(node, _convert_="all")
+            with refused(f"{group}.{name}"):
+                settings = instantiate(node, _convert_="all")
             if "fn" not in settings:
                 raise ConfigError(f"{group}.{name} has no `fn`: name the function or torch loss")
             settings["fn"] = plain_partial(settings["fn"])

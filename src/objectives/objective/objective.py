@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from objectives.errors import ConfigError
 from objectives.objective.tags import stacked_suffixes
 from objectives.objective.term import Term
+from objectives.refusals import refused
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,17 @@ class Objective(nn.Module):
     def bind(self, network: nn.Module) -> Objective:
         """Point every parameter penalty at `network`; returns self for chaining."""
         for term in self.terms:
-            term.bind(network)
+            with refused(term.config_key):
+                term.bind(network)
         return self
+
+    @torch.no_grad()
+    def try_on(self, outputs: Mapping[str, Tensor]) -> None:
+        """Run every term once on `outputs` (a tiny example), so that a setting torch refuses
+        only when the term runs (a negative Huber δ) fails at start-up, naming the term."""
+        for term in self.terms:
+            with refused(term.config_key):
+                term.raw(outputs)
 
     def check_fits(self, produces: Sequence[str], task: str) -> None:
         """Fail before training if a term reads an output the task does not produce."""

@@ -46,6 +46,11 @@ class Term(nn.Module):
     def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:
         raise NotImplementedError
 
+    @property
+    def config_key(self) -> str:
+        """Where the config sets this term: `loss.huber`, `regularizer.l2`."""
+        return f"{self.kind}.{self.name}" if self.kind in ("loss", "regularizer") else self.name
+
     def bind(self, network: nn.Module) -> None:
         """Attach the network this term reads parameters from (no-op for losses)."""
 

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from objectives.callbacks.group import group_observers
 from objectives.errors import ConfigError
 from objectives.objective import Objective, build_objective, build_player_objectives
+from objectives.refusals import refused
 from objectives.run.config import check_required, options_that_fit, plain, player_parts
 from objectives.run.null_profiler import NullProfiler
 from objectives.run.sizes import build_model, call_with_dims
@@ -98,19 +99,25 @@ def assemble(cfg: DictConfig) -> Assembled:
     task_cls = _task_class(cfg)
     objective = _objective_of(task_cls, cfg)
 
-    datamodule = instantiate(cfg.data)
-    _check_targets(task_cls, datamodule.dims, cfg.data.get("name", "the data"))
-    network = build_model(instantiate(cfg.model), task_cls.network_dims(datamodule.dims, cfg.task))
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = call_with_dims(
-        instantiate(cfg.task, _partial_=True),
-        datamodule.dims,
-        group="task",
-        model=network,
-        objective=objective,
-        optimizer=checked_optimizer(instantiate(cfg.optimizer), cfg.optimizer),
-        scheduler=scheduler,
-    )
+    with refused("data"):  # every library's refusal of a setting: one line naming it
+        datamodule = instantiate(cfg.data)
+        dims = datamodule.dims
+    _check_targets(task_cls, dims, cfg.data.get("name", "the data"))
+    with refused("model"):
+        network = build_model(instantiate(cfg.model), task_cls.network_dims(dims, cfg.task))
+    with refused("optimizer"):
+        optimizer = checked_optimizer(instantiate(cfg.optimizer), cfg.optimizer)
+    scheduler = checked_scheduler(cfg.scheduler) if cfg.get("scheduler") else None
+    with refused("task"):
+        module = call_with_dims(
+            instantiate(cfg.task, _partial_=True),
+            dims,
+            group="task",
+            model=network,
+            objective=objective,
+            optimizer=optimizer,
+            scheduler=scheduler,
+        )
     module.run_config = run_config(cfg)
     return Assembled(datamodule, module)
 
@@ -124,6 +131,18 @@ OPTIMIZER_MESSAGES = {
     "momentum": "momentum",
     "dampening": "dampening",
 }
+
+
+def checked_scheduler(node: DictConfig) -> Callable:
+    """The scheduler factory, once it has accepted its settings on a dummy optimizer: torch
+    checks them only when the module builds it, after the trainer started."""
+    with refused("scheduler"):
+        factory = instantiate(node)
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = factory(optimizer=optimizer)
+        optimizer.step()
+        scheduler.step()  # some settings fail only here (CosineAnnealingLR with T_max=0)
+    return factory
 
 
 def checked_optimizer(factory: Callable, node: DictConfig) -> Callable:
@@ -236,15 +255,18 @@ def run_config(cfg: DictConfig) -> dict:
     return {key: plain(cfg[key]) for key in RUN_KEYS if key in cfg}
 
 
-def instantiate_all(group: DictConfig | None) -> list:
-    """Callbacks or loggers: every `_target_` node of a group, in config order."""
-    if not group:
-        return []
-    return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+def instantiate_all(group: DictConfig | None, key: str = "callbacks") -> list:
+    """Callbacks or loggers (`key`): every `_target_` node of a group, in config order."""
+    built = []
+    for name, node in (group or {}).items():
+        if node is not None and "_target_" in node:
+            with refused(f"{key}.{name}"):
+                built.append(instantiate(node))
+    return built
 
 
 def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
-    return instantiate_all(cfg.get("logger"))
+    return instantiate_all(cfg.get("logger"), "logger")
 
 
 def build_trainer(
@@ -255,6 +277,8 @@ def build_trainer(
     profiler is a no-op one unless `trainer.profiler` asks for Lightning's
     (null_profiler.py)."""
     extra = {} if trainer_cfg.get("profiler") is not None else {"profiler": NullProfiler()}
-    return instantiate(
-        trainer_cfg, callbacks=group_observers(callbacks), logger=list(loggers) or False, **extra
-    )
+    with refused("trainer"):
+        return instantiate(
+            trainer_cfg, callbacks=group_observers(callbacks), logger=list(loggers) or False,
+            **extra,
+        )  # fmt: skip

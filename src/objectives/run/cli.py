@@ -5,14 +5,18 @@ a configuration error into one `error: ...` line and exit status 1, without a tr
 from __future__ import annotations
 
 import inspect
+import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from objectives.errors import USER_ERRORS, ConfigError, unwrap_config_error
+from objectives.refusals import SettingRefused
 from objectives.run.config import group_options, missing_value_error
 from objectives.run.distributed import SharedRunFolderError, rank_suffix, run_stamp
 from objectives.run.overrides import check_command_line
@@ -77,7 +81,8 @@ def _config_name(hydra_main: Callable) -> str | None:
 
 def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
     """`job(cfg)`, with a user error (a ConfigError, a NonFiniteObjective, a required `???`
-    value left unset) printed as one `error: ...` line and exit status 1."""
+    value left unset, a value a library refused) printed as one `error: ...` line and exit
+    status 1; `HYDRA_FULL_ERROR=1` shows the traceback instead."""
     quiet_irrelevant_warnings()
     try:
         return job(cfg)
@@ -85,10 +90,39 @@ def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
         cause = unwrap_config_error(err)
         if not isinstance(cause, USER_ERRORS):
             cause = missing_value_error(err) or cause
-        if not isinstance(cause, USER_ERRORS):
+        if not isinstance(cause, USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        message = refusal_message(cause) if isinstance(cause, SettingRefused) else str(cause)
         # every process of a multi-device run stops; the first one says why
-        sys.exit(1 if rank_suffix() else f"error: {cause}")
+        sys.exit(1 if rank_suffix() else f"error: {message}")
+
+
+def mentioned(key: str, value: str, reason: str) -> bool:
+    """Whether a library's reason names a setting: by its name, or by a value that is a word
+    (not a bare number, which a message may hold for other reasons)."""
+    words = set(re.findall(r"[\w.-]+", reason.lower()))
+    if key.rsplit(".", 1)[-1].lower() in words:
+        return True
+    number = value.lstrip("-").replace(".", "", 1).isdigit()
+    return len(value) > 2 and not number and value.lower() in words
+
+
+def refusal_message(refusal: SettingRefused) -> str:
+    """`loss.huber.fn.delta=-1 is refused by torch: ...`: the overrides typed for the refused
+    setting's config key (those the reason names, when it names some), when a Hydra run
+    knows them; else the key itself."""
+    typed = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    key = refusal.key
+    under = [(o, k) for o in typed if (k := o.split("=", 1)[0].lstrip("+~")) == key
+             or k.startswith(key + ".")]  # fmt: skip
+    settings = [(o, k) for o, k in under if k != key] or under  # not the option's choice
+    named = [o for o, k in settings if mentioned(k, o.split("=", 1)[-1], refusal.reason)]
+    chosen = named or [o for o, _ in settings]
+    if not chosen:
+        return str(refusal)
+    by = f" by {refusal.library}" if refusal.library else ""
+    verb, fix = ("is", "change it") if len(chosen) == 1 else ("are", "change one of them")
+    return f"{', '.join(chosen)} {verb} refused{by}: {refusal.reason}; {fix}"
 
 
 HELP_FLAGS = ("--help", "-h")

@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from objectives.errors import ConfigError
+from objectives.refusals import refused
 from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.config import config_dir
 from objectives.run.console import route_lightning_logs
@@ -62,7 +63,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     route_lightning_logs()
     if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        with refused("seed"):
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = assemble(cfg)
     loggers = instantiate_loggers(cfg)
     trainer = build_trainer(cfg.trainer, instantiate_all(cfg.get("callbacks")), loggers)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 import lightning as L
-import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MetricCollection
@@ -69,9 +68,8 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
             named.bind(self.network_of(name))
         example = self.example_outputs()
         if example is not None:  # every term runs once now: a bad setting fails at start-up
-            with torch.no_grad():
-                for named in self.objectives.values():
-                    named(example)
+            for named in self.objectives.values():
+                named.try_on(example)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         # metrics cost time every step (train_metrics=false drops them for training); the

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
@@ -21,6 +22,9 @@ class RegressionModule(ObjectiveModule):
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         inputs, target = batch
         return {"pred": self.model(inputs), "target": target}
+
+    def example_outputs(self) -> dict[str, Tensor]:
+        return {"pred": torch.zeros(2, 1), "target": torch.zeros(2, 1)}
 
     def configure_metrics(self, stage: str) -> MetricCollection:
         return MetricCollection(

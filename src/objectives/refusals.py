@@ -1,0 +1,72 @@
+"""A value a library refuses, reported as one line that names the setting.
+
+torch, numpy and Lightning check many settings themselves, and say so with an exception
+raised deep inside them: `huber_loss does not support non-positive values for delta` from
+a loss's first call, `-1 is not in bounds, numpy accepts from 0 to 4294967295` from
+seeding. `refused(key)` wraps the building (and first trial) of whatever the config key
+`key` configures, and turns such an exception into a `SettingRefused` that names `key`,
+the library and its reason; the command line then names the override behind `key`
+(run/cli.py). Errors of the project's own code are not refused settings: they propagate
+with their traceback, and so does everything under `HYDRA_FULL_ERROR=1`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from objectives.errors import USER_ERRORS, ConfigError, unwrap_config_error
+
+PROJECT = "objectives"
+# what a mistake in code raises, not a refused value: these keep their traceback when the
+# project's own code raised them
+BUGS = (AttributeError, NameError, KeyError, IndexError, TypeError, AssertionError, ImportError)
+
+
+class SettingRefused(ConfigError):
+    """A configured value a library (torch, numpy, Lightning, ...) refused; `key` is where
+    the config sets it."""
+
+    def __init__(self, key: str, library: str, reason: str) -> None:
+        self.key, self.library, self.reason = key, library, reason
+        by = f" by {library}" if library else ""
+        super().__init__(f"{key} is refused{by}: {reason}")
+
+
+def innermost(err: BaseException) -> BaseException:
+    """The exception at the end of the `__cause__` chain (Hydra wraps what it calls)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return err
+
+
+def library_of(err: BaseException) -> str:
+    """The top-level package of the innermost Python frame that raised `err`."""
+    names = []
+    tb = err.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return (names[-1] if names else "").split(".")[0] or type(err).__module__.split(".")[0]
+
+
+def first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0].rstrip(".") if lines else type(err).__name__
+
+
+@contextlib.contextmanager
+def refused(key: str) -> Iterator[None]:
+    """Raise a `SettingRefused` naming `key` for an exception a library raises inside."""
+    try:
+        yield
+    except Exception as err:
+        if isinstance(unwrap_config_error(err), USER_ERRORS):
+            raise
+        inner = innermost(err)
+        library = library_of(inner)
+        if library in (PROJECT, "tests"):
+            if isinstance(inner, BUGS):  # a mistake in code, not a refused value: a traceback
+                raise
+            library = ""  # raised by a compiled function the project's code called
+        raise SettingRefused(key, library, first_line(inner)) from err

@@ -117,7 +117,7 @@ class GANModule(Players, ObjectiveModule):
         """This process's share of the noise of the optimizer step's whole batch, drawn from a
         generator seeded by the run's seed, the batch and the player: w processes of batch b
         draw exactly the noise one process draws for w·b, so a multi-device run trains as
-        one process on the global batch does (tests/test_ddp.py)."""
+        one process on the global batch does (tests/test_ddp_equivalence.py)."""
         world, rank = self.trainer.world_size, self.trainer.global_rank
         batch = self.trainer.fit_loop.epoch_loop.total_batch_idx
         seed = (self.noise_seed * 1_000_003 + 2 * batch + (player == "gen")) % 2**63

@@ -79,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info(batch)
     trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path, weights_only=True)
     recorder = parts.module.recorder
-    check_steps_made(trainer, start_step, recorder.updates, recorder.guard.skipped_in_fit)
+    check_steps_made(trainer, start_step, recorder.steps_taken, recorder.guard.skipped_in_fit)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     fitted = describe_parameters(parts.module.model)
     if fitted is not None and trainer.is_global_zero:

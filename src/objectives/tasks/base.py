@@ -129,12 +129,11 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
-    def _shared_step(self, batch: Any, stage: str) -> Tensor | None:
+    def _shared_step(self, batch: Any, stage: str) -> Tensor:
         outputs = self.step_outputs(batch)
         step = self.global_step
         value = self.objective(outputs, step=step)
-        if not self.recorder.record(self, value, stage, batch_size=len(batch[0]), step=step):
-            return None  # Lightning skips this step's backward and optimizer step
+        self.recorder.record(self, value, stage, batch_size=len(batch[0]), step=step)
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
             metrics.update(*self.metric_inputs(outputs))
@@ -143,7 +142,7 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         return value.total
 
     @stored_signature
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
 
     @stored_signature
@@ -172,10 +171,20 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.recorder.log_epoch(self, "test", self.metrics[EPOCH_PREFIX["test"]])
 
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        # task.nonfinite=skip: the step is undone on the device if it was bad (a returned
+        # None would make Lightning skip it, but only on one process, and after a host read)
+        with self.recorder.guard.undone_if_bad(optimizer):
+            optimizer.step(closure=optimizer_closure)
+
     def on_train_end(self) -> None:
+        self.recorder.check(self)
         self.recorder.flush(self.loggers)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.recorder.check(self)  # no checkpoint is written after a bad step (nonfinite=stop)
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
         # Everything logged up to this checkpoint reaches the disk with it: a run killed later

@@ -137,18 +137,22 @@ class GANModule(Players, ObjectiveModule):
         fake = self.model.generate(self._training_noise(len(real), real.device, "gen"))
         return {"real": real, "fake": fake, "fake_score": self.model.critic(fake)}
 
-    def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> bool:
+    def _step_player(self, player: str, outputs: dict[str, Tensor], optimizer: Any) -> None:
         value = self.objectives[player](outputs, step=self.global_step)
         # both players' values are logged in the same batches (every log_every_n_steps-th)
         batches = self.trainer.fit_loop.epoch_loop.total_batch_idx
         log_step = batches % (self.trainer.log_every_n_steps * self.n_critic) < self.n_critic
         size = len(outputs["real"])
-        if not self.recorder.record(self, value, "train", size, player=player, log_step=log_step):
-            return False  # task.nonfinite=skip: no update for this player this step
+        self.recorder.record(self, value, "train", size, player=player, log_step=log_step)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(value.total)
-        optimizer.step()
-        return True
+        average = self.generator_average if player == "gen" else None
+        # task.nonfinite=skip: a bad step is undone on the device, the average's update too
+        undone = average.tensors() if average is not None else ()
+        with self.recorder.guard.undone_if_bad(optimizer, extra=undone):
+            optimizer.step()
+            if average is not None:
+                average.update(self.model.generator)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0]
@@ -159,9 +163,7 @@ class GANModule(Players, ObjectiveModule):
         self.untoggle_optimizer(disc_optimizer)
         if (batch_idx + 1) % self.n_critic == 0:
             self.toggle_optimizer(gen_optimizer)
-            stepped = self._step_player("gen", self._gen_outputs(real), gen_optimizer)
-            if stepped and self.generator_average is not None:
-                self.generator_average.update(self.model.generator)
+            self._step_player("gen", self._gen_outputs(real), gen_optimizer)
             self.untoggle_optimizer(gen_optimizer)
 
     def _evaluation_step(self, batch: Any, stage: str) -> None:

@@ -44,6 +44,11 @@ class GeneratorAverage(nn.Module):
             self.average.n_averaged.zero_()
         self.average.update_parameters(generator)
 
+    def tensors(self) -> list[torch.Tensor]:
+        """Everything an update changes on the device (weights, buffers, the update count),
+        for a skipped step to put back; `steps`, a Python int, counts skipped steps too."""
+        return [*self.average.parameters(), *self.average.buffers()]
+
     def get_extra_state(self) -> dict[str, Any]:
         return {"steps": self.steps}
 

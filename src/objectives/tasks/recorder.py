@@ -1,8 +1,8 @@
 """The one place a task hands its objective values to.
 
 Per step, the objective and its terms arrive stacked in one detached vector
-(`ObjectiveValue.stacked()`): the non-finite guard reads J, the vector joins its
-stage's epoch sum (no host-device sync), and every `trainer.log_every_n_steps` steps it
+(`ObjectiveValue.stacked()`): the non-finite guard keeps it for its next check, the vector
+joins its stage's epoch sum (no host-device sync), and every `trainer.log_every_n_steps` steps it
 starts an asynchronous copy to the host that reaches the loggers a logging interval later
 (tracking/step_values.py). At an epoch's end the sums are reduced across processes once
 and go, with the task's torchmetrics, through `self.log`. Tensor-valued metrics (a
@@ -28,6 +28,7 @@ from objectives.objective.tags import (
     epoch_tags,
     step_tags,
     tagged,
+    weight_tags,
 )
 from objectives.tasks.nonfinite import NonFiniteGuard, non_finite
 from objectives.tracking.step_values import DeferredStepValues
@@ -38,13 +39,17 @@ class ObjectiveRecorder:
     """Epoch sums and deferred per-step values of each objective, and the guard on them."""
 
     def __init__(self, objectives: Mapping[str, Objective], nonfinite: str = "stop") -> None:
-        self.guard = NonFiniteGuard(nonfinite)
         self.names = {p: o.stacked_names() for p, o in objectives.items()}
+        self.guard = NonFiniteGuard(
+            nonfinite, {p: [tagged(p, n) for n in names] for p, names in self.names.items()}
+        )
         terms = {p: o.names for p, o in objectives.items()}
         self.means = {(s, p): TermMeans(len(self.names[p])) for s in STAGES for p in terms}
         self.tags = {(s, p): epoch_tags(s, p, terms[p]) for s in STAGES for p in terms}
         self.step_values = {p: DeferredStepValues(step_tags(p, terms[p])) for p in terms}
-        # training steps recorded and not skipped: the steps that updated the weights
+        # the weight each term trained with (train/weight/<term>), at the same steps
+        self.weight_values = {p: DeferredStepValues(weight_tags(p, terms[p])) for p in terms}
+        # training steps recorded (skipped ones too: the guard counts those)
         self.updates = 0
         # this epoch's tensor-valued metrics, for a callback to draw: stage → name → (metric, value)
         self.figures: dict[str, dict[str, tuple[Metric, Tensor]]] = {}
@@ -58,33 +63,41 @@ class ObjectiveRecorder:
         player: str = "",
         log_step: bool | None = None,
         step: int | None = None,
-    ) -> bool:
-        """Account one step's value; False when the step must be skipped (`nonfinite=skip`).
-        Per-step values go out every `log_every_n_steps` optimizer steps, or when `log_step`
-        says (a task with its own steps, e.g. the GAN, calls this once a player and step)."""
+    ) -> None:
+        """Account one step's value, without reading the device. Per-step values go out, and
+        the guard checks the steps since its last check, every `log_every_n_steps` optimizer
+        steps, or when `log_step` says (a task with its own steps, e.g. the GAN, calls this
+        once a player and step)."""
         stacked = value.stacked()
         trainer = module.trainer
-        if stage == "train" and self.guard.step_is_bad(trainer, value.total):
-            if self.guard.policy == "skip":
-                self.guard.skipped += 1
-                self.guard.skipped_in_fit += 1
-                return False
-            self.guard.on_bad(trainer, self._bad_names(player), stacked, stage)
-        self.means[(stage, player)].update(stacked, batch_size)
-        if stage != "train":
-            return True
-        self.updates += 1
         step = module.global_step if step is None else step
+        # under nonfinite=skip, a bad step's values stay out of the means (a device flag)
+        left_out = self.guard.watch(trainer, stacked, player, step) if stage == "train" else None
+        self.means[(stage, player)].update(stacked, batch_size, left_out=left_out)
+        if stage != "train":
+            return
+        self.updates += 1
         due = log_step or (log_step is None and step % trainer.log_every_n_steps == 0)
-        if due and module.loggers and trainer.is_global_zero:  # rank 0 writes, without a sync
+        if not due:
+            return
+        self.guard.check(trainer)  # every rank: the decision is shared
+        if module.loggers and trainer.is_global_zero:  # rank 0 writes, without a sync
             self.step_values[player].push(step, stacked, module.loggers)
-        return True
+            self.weight_values[player].push(step, value.weight_vector(), module.loggers)
 
-    def _bad_names(self, player: str) -> list[str]:
-        return [tagged(player, n) for n in self.names[player]]
+    def check(self, module: L.LightningModule) -> None:
+        """The guard's check outside the logging interval: epoch ends, checkpoints, the end
+        of training."""
+        self.guard.check(module.trainer)
+
+    @property
+    def steps_taken(self) -> int:
+        """Training steps recorded and not skipped: the steps that updated the weights."""
+        return self.updates - self.guard.skipped_in_fit
 
     def log_epoch(self, module: L.LightningModule, stage: str, metrics: MetricCollection) -> None:
         """The epoch means of every objective and the metrics' values, through `self.log`."""
+        self.guard.check(module.trainer)  # the training steps since the last check first
         values: dict[str, Tensor] = {}
         for player in self.names:
             values.update(self._epoch_values(module, stage, player))
@@ -120,10 +133,10 @@ class ObjectiveRecorder:
         if reduced is None:
             return {}
         if stage != "train" and non_finite(reduced):
-            self.guard.on_bad(trainer, self._bad_names(player), reduced, stage)
+            self.guard.on_bad(trainer, self.guard.names[player], reduced, stage)
         return dict(zip(self.tags[(stage, player)], reduced, strict=True))
 
     def flush(self, loggers: Any) -> None:
         """Write every pending per-step value now (end of training, checkpoints)."""
-        for values in self.step_values.values():
+        for values in [*self.step_values.values(), *self.weight_values.values()]:
             values.flush(loggers)

@@ -26,15 +26,22 @@ class TermMeans:
         self.size = size
         self.sums: Tensor | None = None  # allocated on the device of the first values
         self.rows = 0  # a Python int: counting rows never touches the device
+        self.left_out: Tensor | None = None  # rows flagged out on the device (skipped steps)
 
     @property
     def updated(self) -> bool:
         return self.rows > 0
 
-    def update(self, values: Tensor, batch_size: int) -> None:
+    def update(self, values: Tensor, batch_size: int, left_out: Tensor | None = None) -> None:
+        """Add one batch; `left_out`, a 0-d bool tensor, drops it on the device (no read)."""
         if self.sums is None or self.sums.device != values.device:
             self.sums = torch.zeros(self.size, device=values.device)
-        self.sums.add_(values.detach(), alpha=batch_size)
+        values = values.detach()
+        if left_out is not None:
+            values = torch.where(left_out, 0.0, values)  # NaN·0 would still be NaN
+            dropped = left_out * batch_size
+            self.left_out = dropped if self.left_out is None else self.left_out + dropped
+        self.sums.add_(values, alpha=batch_size)
         self.rows += batch_size
 
     def compute(
@@ -46,7 +53,10 @@ class TermMeans:
         process saw a row. Every process must call it (the reduction is collective); one
         that saw no rows contributes zeros on `device`."""
         sums = self.sums if self.sums is not None else torch.zeros(self.size, device=device)
-        packed = reduce_sum(torch.cat([sums, sums.new_tensor([self.rows])]))
+        rows = sums.new_tensor([self.rows])
+        if self.left_out is not None:
+            rows = rows - self.left_out.to(rows)
+        packed = reduce_sum(torch.cat([sums, rows]))
         if packed[-1].item() == 0:  # one sync an epoch, not a step
             return None
         return packed[:-1] / packed[-1]
@@ -55,3 +65,4 @@ class TermMeans:
         if self.sums is not None:
             self.sums.zero_()
         self.rows = 0
+        self.left_out = None

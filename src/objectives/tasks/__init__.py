@@ -5,6 +5,8 @@ from objectives.tasks.classification import ClassificationModule
 from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.gan import GANModule
 from objectives.tasks.regression import RegressionModule
+from objectives.tasks.sequence import SequenceModule
+from objectives.tasks.vae import VAEModule
 
 __all__ = [
     "ClassificationModule",
@@ -12,4 +14,6 @@ __all__ = [
     "GANModule",
     "ObjectiveModule",
     "RegressionModule",
+    "SequenceModule",
+    "VAEModule",
 ]

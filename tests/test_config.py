@@ -89,12 +89,16 @@ DATA_USES = {
     "blobs_images": ("classification", ["mlp", "cnn"]),
     "mnist": ("classification", ["mlp", "cnn"]),
     "ring": ("gan", ["gan_mlp"]),
+    "ppca": ("vae", ["vae_linear", "vae_mlp"]),
 }
+# models made for a task on data listed above for another one (tests/test_vae.py builds it)
+OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
 
 
 def test_every_data_option_has_a_use() -> None:
     assert sorted(DATA_USES) == group_options("data")
-    assert sorted({m for _, models in DATA_USES.values() for m in models}) == group_options("model")
+    used = {m for _, models in DATA_USES.values() for m in models} | set(OTHER_MODEL_USES)
+    assert sorted(used) == group_options("model")
 
 
 def test_settings_for_an_unselected_term_do_not_make_a_term(compose_cfg) -> None:
@@ -109,7 +113,8 @@ def test_settings_for_an_unselected_term_do_not_make_a_term(compose_cfg) -> None
 @pytest.mark.parametrize("option", group_options("data"))
 def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str) -> None:
     task, models = DATA_USES[option]
-    task_loss = {"classification": ["loss=cross_entropy"], "gan": ["loss=gan_ns", "regularizer=[]"]}
+    task_loss = {"classification": ["loss=cross_entropy"], "gan": ["loss=gan_ns", "regularizer=[]"],
+                 "vae": ["loss=[recon_gaussian,kl]", "regularizer=[]"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
     if option == "mnist":  # a tiny MNIST-format folder, written here
         from tests.test_idx import arrays, write_folder
@@ -127,6 +132,8 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
         out = parts.module.model(x)
         if task == "regression":
             assert out.shape == y.shape
+        elif task == "vae":  # the network decodes the posterior mean: a reconstruction
+            assert out.shape == x.shape
         elif task == "gan":  # the critic scores real points; the generator makes new ones
             assert out.shape == (len(x), 1)
             model = parts.module.model

@@ -101,3 +101,16 @@ def test_vae_refuses_what_cannot_work(compose_cfg) -> None:
         lambda: assemble(compose_cfg("experiment=digits_vae", "model.channels=[4,4,4,4]"))
     )
     assert "model.channels" in message
+
+
+@pytest.mark.parametrize("model", ["vae_mlp", "vae_conv"])
+def test_vae_networks_assemble_on_digits(compose_cfg, model: str) -> None:
+    """The networks `tests/test_config.py` leaves to this file (OTHER_MODEL_USES)."""
+    parts = assemble(compose_cfg("experiment=digits_vae", f"model={model}"))
+    parts.datamodule.setup("fit")
+    x, _ = next(iter(parts.datamodule.train_dataloader()))
+    mu, logvar = parts.module.model.encode(x)
+    assert mu.shape == logvar.shape == (len(x), 8)
+    assert parts.module.model(x).shape == x.shape
+    outputs = parts.module.step_outputs((x,))
+    assert outputs["recon"].shape == x.shape and outputs["z"].shape == (len(x), 8)

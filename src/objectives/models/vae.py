@@ -2,7 +2,7 @@
 what the reconstruction term reads (logits or a mean; the loss says which).
 
 Each exposes `encode(x) -> (mu, logvar)`, `decode(z)` (shaped like the flattened input or
-the image) and `latent_dim`; `forward(x)` decodes the posterior mean (a deterministic
+the image) and `latent_dim`; `forward(x)` decodes the posterior mean, shaped like x (a deterministic
 reconstruction, for code that just calls the network).
 """
 
@@ -31,7 +31,7 @@ class VAENetwork(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.decode(self.encode(x)[0])
+        return self.decode(self.encode(x)[0]).reshape(x.shape)
 
 
 def _latent(latent_dim: object) -> int:

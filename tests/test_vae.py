@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+from objectives.models.vae import ConvVAE
 from objectives.run.assemble import assemble
 from objectives.run.train import train
 from tests.conftest import config_error_of, read_accumulator, read_scalars
@@ -114,3 +116,12 @@ def test_vae_networks_assemble_on_digits(compose_cfg, model: str) -> None:
     assert parts.module.model(x).shape == x.shape
     outputs = parts.module.step_outputs((x,))
     assert outputs["recon"].shape == x.shape and outputs["z"].shape == (len(x), 8)
+
+
+def test_conv_vae_reads_28_by_28_idx_sized_images() -> None:
+    """28×28 → 14×14 → 7×7 and back: the decoder gives one value a pixel."""
+    model = ConvVAE(1, 28, 28, latent_dim=4)
+    x = torch.rand(3, 1, 28, 28)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (3, 4)
+    assert model.decode(mu).shape == x.shape == model(x).shape

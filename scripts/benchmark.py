@@ -31,6 +31,7 @@ start-up times:
     python scripts/benchmark.py --compare attribution
     python scripts/benchmark.py --compare lightning  # what the stack removes from Lightning
     python scripts/benchmark.py --compare tricks     # what each speed trick still buys
+    python scripts/benchmark.py --compare weighting  # each weighting policy's cost a step
 
 `--compare logging`: none (objective only, nothing aggregated or logged), default (terms
 written every 10 steps), every_step, naive_log (`self.log_dict` of every term, on_step and
@@ -40,8 +41,10 @@ with its default callbacks (f), and the same with one speed trick taken out at a
 (PlainAttributes, stored step signatures, the CallbackGroup, the null profiler, the
 one-event TensorBoard logger): what each still buys. `--compare lightning`: the bare
 module (e) as it is, with the stack's fast path for the attributes Lightning sets around
-every hook (PlainAttributes), with its null profiler, and with both. Ratios there are time
-per step relative to the first variant.
+every hook (PlainAttributes), with its null profiler, and with both. `--compare weighting`
+(work `two_heads`: the uw_two_heads recipe, 65,536 rows, batch 256, MLP 5→64→32→2, one MSE
+term an output): constant (no policy), uncertainty, grad_ratio (mse_b against mse_a at the
+last layer), pcgrad. Ratios there are time per step relative to the first variant.
 """
 
 from __future__ import annotations
@@ -93,8 +96,15 @@ WORK = {
         "optimizer=adam", "optimizer.lr=0.001",
     ],
     "cnn": ["experiment=digits_cnn", "regularizer.l2.weight=1e-4"],
+    # two regression outputs, one MSE term each: what weighting policies balance
+    "two_heads": [
+        "experiment=uw_two_heads", "data.source.n=65536", "data.batch_size=256",
+        "model.hidden=[64,32]", "optimizer.lr=0.001",
+    ],
 }  # fmt: skip
-EPOCHS = {"mlp": 3, "cnn": 12}  # the first is a warm-up
+EPOCHS = {"mlp": 3, "cnn": 12, "two_heads": 3}  # the first is a warm-up
+# --compare weighting runs on its own work unless --work says otherwise
+DEFAULT_WORK = {"weighting": "two_heads"}
 
 
 OVERRIDES: list[str] = []  # --override: config overrides applied to every variant
@@ -401,6 +411,21 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
         ),
     },
     # what the stack's Trainer and module remove from Lightning's own per-step cost
+    # each weighting policy against constant (no policy), on two MSE terms (work two_heads)
+    "weighting": {
+        "constant": variant(None, ["callbacks=none", "weighting=constant"]),
+        "uncertainty": variant(None, ["callbacks=none", "weighting=uncertainty"]),
+        "grad_ratio": variant(
+            None,
+            [
+                "callbacks=none",
+                "weighting=grad_ratio",
+                "weighting.term=mse_b",
+                "weighting.reference=mse_a",
+            ],
+        ),
+        "pcgrad": variant(None, ["callbacks=none", "weighting=pcgrad"]),
+    },
     "lightning": {
         "bare": bare,
         "plain_attributes": lambda w, d, e: bare(w, d, e, PlainAttributesBare),
@@ -452,7 +477,7 @@ def start_up(repeats: int) -> dict[str, list[float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", choices=sorted(WORK), default="mlp")
+    parser.add_argument("--work", choices=sorted(WORK), default=None, help="default mlp")
     parser.add_argument("--compare", choices=sorted(COMPARISONS), default="loops")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--rounds", type=int, default=5)
@@ -462,6 +487,7 @@ def main(argv: list[str] | None = None) -> None:
         "--override", action="append", default=[], help="a config override, e.g. data.source.n=4096"
     )
     args = parser.parse_args(argv)
+    args.work = args.work or DEFAULT_WORK.get(args.compare, "mlp")
     OVERRIDES[:] = args.override
     quiet_irrelevant_warnings()
     keep_cores_for_torch()  # as train.py does (numpy's BLAS threads would compete with torch)

@@ -85,6 +85,7 @@ DATA_USES = {
     "synthetic": ("regression", ["linear", "mlp"]),
     "diabetes": ("regression", ["linear", "mlp"]),
     "csv": ("regression", ["linear", "mlp"]),
+    "noise_levels": ("regression", ["linear", "mlp"]),
     "digits": ("classification", ["mlp", "cnn"]),
     "blobs_images": ("classification", ["mlp", "cnn"]),
     "mnist": ("classification", ["mlp", "cnn"]),

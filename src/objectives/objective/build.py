@@ -18,12 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from objectives.errors import ConfigError
 from objectives.objective.objective import Objective
 from objectives.objective.term import LossTerm, ParameterPenalty, Term
+from objectives.objective.weighting import WeightingPolicy
 from objectives.refusals import refused
 
 DEFAULT_TERM = {"loss": LossTerm, "regularizer": ParameterPenalty}
 # Keys that tune a term but do not define one: an experiment may set them for a term
 # that a sweep then leaves out (`regularizer=[],[l2]` with `regularizer.l2.weight` set).
-TERM_SETTINGS = {"weight", "symbol", "reads", "exclude_bias_and_norm", "player"}
+TERM_SETTINGS = {"weight", "symbol", "reads", "columns", "exclude_bias_and_norm", "player"}
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,32 @@ def _build_terms(group: str, nodes: Mapping | None) -> list[Term]:
     return terms
 
 
-def build_objective(loss: Mapping | None, regularizer: Mapping | None = None) -> Objective:
+def build_weighting(node: Mapping | None, player: str = "") -> WeightingPolicy | None:
+    """The `weighting` group's policy for one objective (a player's, with `player`), or None
+    for `constant` and for a player the policy does not name (`weighting.player`)."""
+    if node is None:
+        return None
+    if not isinstance(node, Mapping | DictConfig) or "_target_" not in node:
+        raise ConfigError(f"weighting must name a policy, got {node!r}; e.g. weighting=uncertainty")
+    chosen = node.get("player")
+    if chosen is not None and player and chosen != player:
+        return None
+    settings = OmegaConf.masked_copy(node, [k for k in node if k != "player"])
+    with refused("weighting"):
+        policy = instantiate(settings, _convert_="all")
+    if policy is not None and not isinstance(policy, WeightingPolicy):
+        raise ConfigError(f"weighting built a {type(policy).__name__}, not a WeightingPolicy")
+    return policy
+
+
+def build_objective(
+    loss: Mapping | None, regularizer: Mapping | None = None, weighting: Mapping | None = None
+) -> Objective:
     """Losses first, then regularizers, in config order: the order of the printed formula."""
     if isinstance(loss, DictConfig) and not OmegaConf.is_dict(loss):
         raise ConfigError("`loss` must be a mapping of named losses, e.g. loss=mse")
     terms = _build_terms("loss", loss) + _build_terms("regularizer", regularizer)
-    return Objective(terms)
+    return Objective(terms, weighting=build_weighting(weighting))
 
 
 def build_player_objectives(
@@ -87,6 +108,7 @@ def build_player_objectives(
     regularizer: Mapping | None,
     players: Sequence[str],
     default_player: str,
+    weighting: Mapping | None = None,
 ) -> dict[str, Objective]:
     """One objective a player (a GAN's `gen` and `disc`). A loss file holds one node a player
     (`loss.gan_hinge.disc`, `loss.gan_hinge.gen`); a regularizer names the player it
@@ -118,4 +140,25 @@ def build_player_objectives(
                 f"use one of {', '.join(players)}"
             )
         terms[player] += _build_terms("regularizer", {name: node})
-    return {player: Objective(player_terms) for player, player_terms in terms.items()}
+    chosen = weighting.get("player") if isinstance(weighting, Mapping | DictConfig) else None
+    if chosen is not None and chosen not in terms:
+        raise ConfigError(
+            f"weighting.player={chosen} is not a player of this task; "
+            f"use one of {', '.join(players)}"
+        )
+    objectives = {}
+    for player, player_terms in terms.items():
+        policy = build_weighting(weighting, player)
+        names = {t.name for t in player_terms}
+        if policy is not None and chosen is None and not set(policy.requested or ()) <= names:
+            policy = None  # it names another player's terms
+        objectives[player] = Objective(player_terms, weighting=policy)
+    if build_weighting(weighting) is not None and all(
+        o.weighting is None for o in objectives.values()
+    ):
+        raise ConfigError(
+            "weighting names terms no player's objective has all of ("
+            + "; ".join(f"{p}: {', '.join(o.names)}" for p, o in objectives.items())
+            + "); set weighting.player and the terms of that player"
+        )
+    return objectives

@@ -7,8 +7,8 @@ without computing anything twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -21,11 +21,14 @@ from objectives.refusals import refused
 
 @dataclass(frozen=True)
 class ObjectiveValue:
-    """One evaluation of J: `total` = Σ `weighted`; `weighted[n]` = w_n · `raw[n]`."""
+    """One evaluation of J: `total` = Σ `weighted`; `weighted[n]` = w_n · `raw[n]`, with
+    `weights[n]` = w_n (a float from the term's schedule, or a tensor a weighting policy
+    chose; under `uncertainty` `weighted[n]` also holds its + sₙ)."""
 
     total: Tensor
     raw: dict[str, Tensor]
     weighted: dict[str, Tensor]
+    weights: dict[str, float | Tensor] = field(default_factory=dict)
 
     def stacked(self) -> Tensor:
         """[total, weighted..., raw...] as one detached vector: one op to aggregate or log
@@ -33,11 +36,31 @@ class ObjectiveValue:
         with torch.no_grad():
             return torch.stack([self.total, *self.weighted.values(), *self.raw.values()])
 
+    def weight_vector(self) -> Tensor:
+        """[weight of each term] as one detached vector, for a logging step: on the host when
+        every weight is a Python float (a schedule's), else where the policy's weights are,
+        the floats filled in there (`torch.full`: no copy from the host, so no sync)."""
+        devices = [w.device for w in self.weights.values() if isinstance(w, Tensor)]
+        if not devices:
+            return torch.tensor(list(self.weights.values()), dtype=torch.float64)
+        dtype = self.total.dtype
+        with torch.no_grad():
+            return torch.stack([
+                w.detach().to(dtype) if isinstance(w, Tensor)
+                else torch.full((), float(w), dtype=dtype, device=devices[0])
+                for w in self.weights.values()
+            ])  # fmt: skip
+
 
 class Objective(nn.Module):
     """J(θ) = Σ w_i·L_i + Σ λ_j·R_j(θ) over uniquely named terms."""
 
-    def __init__(self, terms: Iterable[Term], symbol: str = "J(θ)") -> None:
+    def __init__(
+        self,
+        terms: Iterable[Term],
+        symbol: str = "J(θ)",
+        weighting: nn.Module | None = None,  # a WeightingPolicy (objective/weighting/)
+    ) -> None:
         super().__init__()
         terms = list(terms)
         if not terms:
@@ -48,6 +71,9 @@ class Objective(nn.Module):
             raise ConfigError(f"objective terms must have unique names, repeated: {duplicated}")
         self.terms = nn.ModuleList(terms)
         self.symbol = symbol
+        # the policy that sets the weights each step (objective/weighting/); None: each
+        # term's own weight, at no cost (`weighting=constant`)
+        self.weighting = weighting.attach(self) if weighting is not None else None
 
     @property
     def names(self) -> list[str]:
@@ -66,6 +92,8 @@ class Objective(nn.Module):
         for term in self.terms:
             with refused(term.config_key):
                 term.bind(network)
+        if self.weighting is not None:
+            self.weighting.bind(network)
         return self
 
     @torch.no_grad()
@@ -73,6 +101,7 @@ class Objective(nn.Module):
         """Run every term once on `outputs` (a tiny example), so that a setting torch refuses
         only when the term runs (a negative Huber δ) fails at start-up, naming the term."""
         for term in self.terms:
+            term.check_example(outputs)
             with refused(term.config_key):
                 term.raw(outputs)
 
@@ -89,31 +118,40 @@ class Objective(nn.Module):
     def forward(self, outputs: Mapping[str, Tensor], step: int = 0) -> ObjectiveValue:
         raw: dict[str, Tensor] = {}
         weighted: dict[str, Tensor] = {}
+        weights: dict[str, float | Tensor] = {}
         total: Tensor | None = None
         for term in self.terms:
             value = term.raw(outputs)
             raw[term.name] = value
-            weight = term.weight(step)
+            weight = weights[term.name] = term.weight(step)
             # w = 1 leaves the value as it is: no multiplication in the forward or backward pass
             contribution = value if weight == 1.0 else value * weight
             weighted[term.name] = contribution
             total = contribution if total is None else total + contribution
         assert total is not None  # the constructor refuses an empty objective
-        return ObjectiveValue(total, raw, weighted)
+        value = ObjectiveValue(total, raw, weighted, weights)
+        return value if self.weighting is None else self.weighting(self, value, step)
 
     def term_gradients(
-        self, value: ObjectiveValue, params: Sequence[nn.Parameter], step: int = 0
+        self,
+        value: ObjectiveValue,
+        params: Sequence[nn.Parameter],
+        step: int = 0,
+        names: Collection[str] | None = None,
     ) -> Tensor:
-        """∂(w_i·L_i)/∂θ for every term, as rows of a (terms × parameters) matrix.
+        """∂(w_i·L_i)/∂θ for every term (or those in `names`, in the objective's order), as
+        rows of a (terms × parameters) matrix.
 
         Terms with a closed-form gradient use it; the others take autograd on the graph
         the step already built (`retain_graph=True`: the step's own backward still runs).
         """
         rows = []
         for term in self.terms:
+            if names is not None and term.name not in names:
+                continue
             closed = term.closed_form_gradient()
             if closed is not None:
-                weight = term.weight(step)
+                weight = value.weights.get(term.name, term.weight(step))
                 grads = [weight * closed[p] if p in closed else None for p in params]
             elif value.weighted[term.name].requires_grad:
                 grads = torch.autograd.grad(
@@ -134,8 +172,13 @@ class Objective(nn.Module):
     def formula(self) -> str:
         """E.g. `J(θ) = 1·huber(ŷ, y) + 0.001·‖θ‖₂²`; a term that is itself a sum is
         bracketed, so its weight visibly covers every summand: `1·[softplus(−D(x)) + ...]`."""
-        parts = [f"{term.weight}·{bracketed(term.symbol)}" for term in self.terms]
-        return f"{self.symbol} = " + " + ".join(parts)
+        chosen = self.weighting.weighs if self.weighting is not None else ()
+        parts = [
+            f"{'w_t' if term.name in chosen else term.weight}·{bracketed(term.symbol)}"
+            for term in self.terms
+        ]
+        policy = f" [{self.weighting.label}]" if self.weighting is not None else ""
+        return f"{self.symbol} = " + " + ".join(parts) + policy
 
     def __str__(self) -> str:
         return self.formula()

@@ -3,6 +3,7 @@
     {stage}/objective            J, the total that is minimised
     {stage}/term/{name}          w_i·L_i: these sum to the objective
     {stage}/raw/{name}           L_i before its weight
+    train/weight/{name}          w_i, the weight the step used (its schedule or the policy's)
     {stage}/{player}/...         the same for each player of a multi-player task (GAN)
     train/grad_norm/{name}       how hard each term pulls on θ (attribution)
     train/grad_cos/{a}__{b}      the cosine between two terms' gradients
@@ -23,6 +24,7 @@ EPOCH_PREFIX = {"train": "train_epoch", "val": "val", "test": "test"}
 OBJECTIVE = "objective"
 TERM = "term"
 RAW = "raw"
+WEIGHT = "weight"
 SKIPPED_STEPS = "train_epoch/skipped_steps"
 
 
@@ -40,6 +42,11 @@ def stacked_suffixes(names: Sequence[str]) -> list[str]:
 def step_tags(player: str, names: Sequence[str]) -> list[str]:
     """Per-step tags of one objective's stacked values (`train/term/mse`, ...)."""
     return [tagged("train", player, suffix) for suffix in stacked_suffixes(names)]
+
+
+def weight_tags(player: str, names: Sequence[str]) -> list[str]:
+    """Per-step tags of one objective's term weights (`train/weight/mse`, `train/gen/weight/..`)."""
+    return [tagged("train", player, WEIGHT, n) for n in names]
 
 
 def epoch_tags(stage: str, player: str, names: Sequence[str]) -> list[str]:
@@ -75,6 +82,7 @@ def objective_layout() -> dict[str, dict[str, list]]:
             s: ["Multiline", [f"{s}/{OBJECTIVE}", f"{s}/{TERM}/.*"]] for s in sections
         },
         "terms before their weights": {s: ["Multiline", [f"{s}/{RAW}/.*"]] for s in sections},
+        "term weights": {"train": ["Multiline", [f"train/{WEIGHT}/.*", f"train/.*/{WEIGHT}/.*"]]},
         "gradient attribution": {
             "norm of each term's gradient": ["Multiline", ["train/grad_norm/.*"]],
             "cosine between terms' gradients (< 0: they fight)": [

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from objectives import checks
 from objectives.errors import ConfigError
 from objectives.objective.closed_form import ClosedFormPenalty, closed_form_gradient
 from objectives.objective.weights import Weight, as_weight
@@ -59,15 +60,34 @@ class Term(nn.Module):
         (and attribution takes the gradient from autograd)."""
         return None
 
+    def check_example(self, outputs: Mapping[str, Tensor]) -> None:
+        """Refuse, at start-up, a setting that cannot fit outputs shaped like `outputs`."""
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}, weight={self.weight}, reads={list(self.reads)}"
+
+
+def as_columns(columns: object, key: str) -> int | list[int] | None:
+    """`columns: 1` (one column, kept as a column) or `[0, 2]`; None: the whole output."""
+    if columns is None:
+        return None
+    items = columns if isinstance(columns, Sequence) and not isinstance(columns, str) else None
+    if items is not None and items and all(checks.is_number(c) and c == int(c) for c in items):
+        return [int(c) for c in items]
+    if checks.is_number(columns) and columns == int(columns):
+        return int(columns)
+    raise ConfigError(f"{key}.columns must be a column index or a list of them, got "
+                      f"{checks.show(columns)}; e.g. {key}.columns=[1]")  # fmt: skip
 
 
 class LossTerm(Term):
     """A loss: `fn(*[outputs[k] for k in reads])`, e.g. `HuberLoss()(pred, target)`.
 
     `fn` is any callable returning a scalar: one of torch's loss modules, or a
-    plain function from `objectives.losses`.
+    plain function from `objectives.losses`. With `columns` every output it reads is
+    first cut to those last-dimension columns (`columns: [1]`, or `1`): one output of a
+    multi-output regression, so each output can be a term of its own (a multi-task
+    objective that weighting policies balance).
     """
 
     kind = "loss"
@@ -79,13 +99,33 @@ class LossTerm(Term):
         reads: Sequence[str] = ("pred", "target"),
         weight: object = 1.0,
         symbol: str | None = None,
+        columns: object = None,
     ) -> None:
         reads = tuple(reads)
         super().__init__(name, weight, symbol or f"{name}({', '.join(reads)})", reads)
         self.fn = fn  # a torch loss module registers itself as a child and shows in repr
+        self.columns = as_columns(columns, f"loss.{name}")
+        if isinstance(self.columns, int):  # a slice keeps the column a column, without a copy
+            self._cut: slice | list[int] | None = slice(self.columns, self.columns + 1)
+        else:
+            self._cut = self.columns
+
+    def check_example(self, outputs: Mapping[str, Tensor]) -> None:
+        if self.columns is None:
+            return
+        wanted = max(self.columns if isinstance(self.columns, list) else [self.columns])
+        for key in self.reads:
+            width = outputs[key].shape[-1] if outputs[key].ndim else 0
+            if not -width <= wanted < width:
+                raise ConfigError(
+                    f"loss.{self.name}.columns={checks.show(self.columns)}, but `{key}` has "
+                    f"{width} column(s) (0 to {width - 1}); choose columns the task produces"
+                )
 
     def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:
-        return self.fn(*(outputs[key] for key in self.reads))
+        if self._cut is None:
+            return self.fn(*(outputs[key] for key in self.reads))
+        return self.fn(*(outputs[key][..., self._cut] for key in self.reads))
 
 
 def select_parameters(network: nn.Module, exclude_bias_and_norm: bool) -> list[nn.Parameter]:

@@ -221,8 +221,9 @@ def as_weight(value: object, owner: str) -> Weight:
         weight = schedule_from_config(value, owner)
     else:
         raise ConfigError(
-            f"{owner}: weight must be a number ≥ 0 or a schedule, got {value!r}; set it with "
-            f"{owner}.weight=0.001 or {owner}.weight={{schedule:linear,start:0,end:1,steps:1000}}"
+            f"{owner}: weight must be a number ≥ 0, got {value!r}; set it with "
+            f"{owner}.weight=0.001 (or a schedule: "
+            f"{owner}.weight={{schedule:linear,start:0,end:1,steps:1000}})"
         )
     for v in weight.values():
         if not math.isfinite(v) or v < 0:

@@ -31,7 +31,9 @@ from objectives.tasks import ObjectiveModule
 from objectives.tasks.players import Players
 
 # The parts of a config that define the model; saved in every checkpoint.
-RUN_KEYS = ("task", "data", "model", "loss", "regularizer", "optimizer", "scheduler", "seed")
+RUN_KEYS = (
+    "task", "data", "model", "loss", "regularizer", "weighting", "optimizer", "scheduler", "seed"
+)  # fmt: skip
 
 
 @dataclass
@@ -69,7 +71,11 @@ def _objective_of(task_cls: type[ObjectiveModule], cfg: DictConfig) -> Objective
     players = task_cls.players if issubclass(task_cls, Players) else ()
     if players:
         objectives = build_player_objectives(
-            cfg.get("loss"), cfg.get("regularizer"), players, task_cls.default_player
+            cfg.get("loss"),
+            cfg.get("regularizer"),
+            players,
+            task_cls.default_player,
+            cfg.get("weighting"),
         )
     else:
         for name, node in (cfg.get("loss") or {}).items():
@@ -81,7 +87,9 @@ def _objective_of(task_cls: type[ObjectiveModule], cfg: DictConfig) -> Objective
                     f"task '{task_cls.task_name}' trains one objective: "
                     f"loss={'|'.join(fitting)}"
                 )
-        objectives = {"": build_objective(cfg.get("loss"), cfg.get("regularizer"))}
+        objectives = {
+            "": build_objective(cfg.get("loss"), cfg.get("regularizer"), cfg.get("weighting"))
+        }
     for objective in objectives.values():
         try:
             objective.check_fits(task_cls.produces, task=task_cls.task_name)

@@ -255,7 +255,10 @@ class GANModule(Players, ObjectiveModule):
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise RuntimeError("GANModule was built without an optimizer")
+        # a player's weighting parameters (weighting=uncertainty) train with that player
+        gen = [*self.model.generator.parameters(), *self.objectives["gen"].parameters()]
+        disc = [*self.model.critic.parameters(), *self.objectives["disc"].parameters()]
         return [
-            self.optimizer_factory(params=self.model.generator.parameters(), lr=self.gen_lr),
-            self.optimizer_factory(params=self.model.critic.parameters(), lr=self.disc_lr),
+            self.optimizer_factory(params=gen, lr=self.gen_lr),
+            self.optimizer_factory(params=disc, lr=self.disc_lr),
         ]

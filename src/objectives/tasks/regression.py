@@ -19,12 +19,21 @@ class RegressionModule(ObjectiveModule):
     produces = ("pred", "target")
     primary_metric = "mse"
 
+    def __init__(self, *args: Any, out_features: int = 1, **kwargs: Any) -> None:
+        # the example outputs every term is tried on at start-up are as wide as the data's
+        # targets, so a term reading one column (`columns: [1]`) is checked against them
+        self.out_features = int(out_features)
+        super().__init__(*args, **kwargs)
+
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         inputs, target = batch
         return {"pred": self.model(inputs), "target": target}
 
     def example_outputs(self) -> dict[str, Tensor]:
-        return {"pred": torch.zeros(2, 1), "target": torch.zeros(2, 1)}
+        return {
+            "pred": torch.zeros(2, self.out_features),
+            "target": torch.zeros(2, self.out_features),
+        }
 
     def configure_metrics(self, stage: str) -> MetricCollection:
         return MetricCollection(

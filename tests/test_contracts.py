@@ -549,3 +549,29 @@ def test_dropout_and_norm_base_classes() -> None:
         assert sorted(m.p for m in model.modules() if isinstance(m, dropout)) == [0.25, 0.5]
         for layer in (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.InstanceNorm2d):
             assert issubclass(layer, norm_base), layer
+
+
+def test_model_summary_callbacks_keep_max_depth_and_summarize_columns(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    with relied_on(
+        "lightning",
+        "`ModelSummary._max_depth`, Lightning adding a (Rich)ModelSummary to "
+        "`trainer.callbacks` and the static `summarize(summary_data, ..., total_flops)` "
+        "with a `FLOPs` column",
+        "src/objectives/run/assemble.py (`use_own_model_summary`), callbacks/model_summary.py",
+    ):
+        from lightning.pytorch.callbacks import ModelSummary, RichModelSummary, RichProgressBar
+
+        trainer = L.Trainer(callbacks=[RichProgressBar()], logger=False)
+        (summary,) = [c for c in trainer.callbacks if isinstance(c, ModelSummary)]
+        assert type(summary) is RichModelSummary and summary._max_depth == 1
+        probe = Probe()
+        from lightning.pytorch.utilities.model_summary import summarize
+
+        columns = [name for name, _ in summarize(probe, max_depth=1)._get_summary_data()]
+        assert "FLOPs" in columns and "Name" in columns
+        params = inspect.signature(ModelSummary.summarize).parameters
+        expected = ["summary_data", "total_parameters", "trainable_parameters", "model_size",
+                    "total_training_modes", "total_flops"]  # fmt: skip
+        assert list(params)[:6] == expected

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelSummary, RichModelSummary
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from objectives.callbacks.group import group_observers
+from objectives.callbacks.model_summary import ModelSummaryTable
+from objectives.callbacks.nonfinite_check import NonFiniteCheck
 from objectives.errors import ConfigError
 from objectives.objective import Objective, build_objective, build_player_objectives
 from objectives.refusals import refused
@@ -286,7 +288,19 @@ def build_trainer(
     (null_profiler.py)."""
     extra = {} if trainer_cfg.get("profiler") is not None else {"profiler": NullProfiler()}
     with refused("trainer"):
-        return instantiate(
-            trainer_cfg, callbacks=group_observers(callbacks), logger=list(loggers) or False,
+        trainer = instantiate(
+            trainer_cfg,
+            callbacks=group_observers([NonFiniteCheck(), *callbacks]),
+            logger=list(loggers) or False,
             **extra,
         )  # fmt: skip
+    use_own_model_summary(trainer)
+    return trainer
+
+
+def use_own_model_summary(trainer: L.Trainer) -> None:
+    """Lightning's own model summary (added when `enable_model_summary` is true) becomes the
+    one without an empty FLOPs column (callbacks/model_summary.py); a user's stays."""
+    for i, callback in enumerate(trainer.callbacks):
+        if type(callback) in (ModelSummary, RichModelSummary):
+            trainer.callbacks[i] = ModelSummaryTable(max_depth=callback._max_depth)

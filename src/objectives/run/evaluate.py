@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from objectives.run.checkpoints import load_checkpoint
 from objectives.run.cli import run_job, start, usage, wants_help
+from objectives.run.closing import metrics_line, objective_line
 from objectives.run.config import config_dir
 from objectives.run.console import route_lightning_logs
 
@@ -36,15 +37,21 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     parts.module.load_state_dict(checkpoint["state_dict"])
     trainer = build_trainer(cfg.trainer, loggers=instantiate_loggers(cfg))
     keep_cores_for_torch()
-    results = trainer.test(parts.module, datamodule=parts.datamodule)
-    return {k: float(v) for k, v in (results[0] if results else {}).items()}
+    # the figures are shown once, below, not in Lightning's table too
+    results = trainer.test(parts.module, datamodule=parts.datamodule, verbose=False)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    if trainer.is_global_zero:
+        lines = [
+            objective_line("test", p, o.names, metrics) for p, o in parts.module.objectives.items()
+        ]
+        lines.append(metrics_line("test", metrics))
+        log.info("\n".join(line for line in lines if line))
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="eval")
 def hydra_main(cfg: DictConfig) -> None:
-    metrics = run_job(evaluate, cfg)
-    for name, value in sorted(metrics.items()):
-        log.info("%-22s %.6g", name, value)
+    run_job(evaluate, cfg)
 
 
 KEYS = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -77,7 +78,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         purge_after(loggers, start_step)
     if batch and rank_zero_only.rank == 0:  # the Trainer knows its rank only once fitting
         log.info(batch)
+    started = time.perf_counter()
     trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path, weights_only=True)
+    seconds = time.perf_counter() - started
     recorder = parts.module.recorder
     check_steps_made(trainer, start_step, recorder.steps_taken, recorder.guard.skipped_in_fit)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -87,14 +90,40 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-        trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, weights_only=True)
+        # the test figures are shown once, in the closing summary, not in Lightning's table too
+        trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, weights_only=True,
+                     verbose=False)  # fmt: skip
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
     log_hparams(loggers, hparams_of(cfg), final, experiment=not in_multirun())
-    for name, value in sorted(final.items()) if trainer.is_global_zero else ():
-        log.info("%-22s %.6g", name, value)
+    if trainer.is_global_zero:
+        log.info("\n".join(summary_of_run(cfg, trainer, parts.module, final, seconds)))
     return metrics
+
+
+def summary_of_run(cfg, trainer, module, final: dict[str, float], seconds: float) -> list[str]:
+    """The closing summary's lines (run/closing.py) from what the fit left."""
+    # deferred: Lightning's loggers load with the run, not with `train.py --help`
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from objectives.run.closing import closing_lines
+
+    skipped = module.recorder.guard.skipped_in_fit
+    trained = (
+        f"Done: {trainer.current_epoch} epochs, {trainer.global_step} optimizer steps in "
+        f"{seconds:.1f} s" + (f" ({skipped} skipped: non-finite objective)" if skipped else "")
+    )
+    checkpoint = trainer.checkpoint_callback
+    best = None
+    if checkpoint is not None and checkpoint.best_model_path:
+        score = checkpoint.best_model_score
+        best = (checkpoint.best_model_path, checkpoint.monitor or "score",
+                float(score) if score is not None else float("nan"))  # fmt: skip
+    boards = [lg.log_dir.rstrip("/") for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+    names = {player: objective.names for player, objective in module.objectives.items()}
+    return closing_lines(final, names, cfg.paths.output_dir, best, next(iter(boards), None),
+                         trained)  # fmt: skip
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

@@ -179,17 +179,18 @@ class InMemoryDataModule(L.LightningDataModule):
         trainer = self.trainer
         if self.on_device and trainer is not None:
             device = trainer.strategy.root_device
-            self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in splits.items()}
+            # every tensor of a split (a sequence module's splits hold three)
+            self.splits = {k: tuple(t.to(device) for t in split) for k, split in splits.items()}
 
     def _batches(self, split: str, train: bool) -> InMemoryBatches:
         trainer = self.trainer
-        x, y = self._load()[split]
-        if len(x) == 0:
+        tensors = self._load()[split]
+        if len(tensors[0]) == 0:
             raise ConfigError(
                 f"data '{self.name}' has an empty {split} split; raise data.{split}_fraction"
             )
         return InMemoryBatches(
-            (x, y),
+            tuple(tensors),
             batch_size=self.batch_size,
             shuffle=train and self.shuffle,
             training=train,

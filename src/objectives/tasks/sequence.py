@@ -1,0 +1,144 @@
+"""Sequences: a network maps inputs to per-step class `logits`, judged against padded
+`targets` by CTC (alignment-free) or per-token cross-entropy (one prediction a position)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+
+from objectives import checks
+from objectives.errors import ConfigError
+from objectives.losses.sequence import CTC, PAD, ctc_needed_steps, real_tokens
+from objectives.metrics.sequence import (
+    CharacterErrorRate,
+    ExactMatch,
+    NatsAboveEntropy,
+    TokenPerplexity,
+    UnalignableCount,
+    argmax_decode,
+    ctc_greedy_decode,
+)
+from objectives.objective import Objective
+from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.token_normalisation import MODES, StepTokens
+
+log = logging.getLogger(__name__)
+
+
+class SequenceModule(ObjectiveModule):
+    """Outputs `logits` (N, T, C), `input_lengths` (the real steps of each), `targets` (N, L)
+    padded with `PAD`, `target_lengths`, and `tokens`, the denominator of every token-mean
+    loss (tasks/token_normalisation.py). Judged by the character error rate `cer` and
+    `exact_match` of the greedy decoding (CTC's best path when a term reads
+    `input_lengths`, else the argmax at every position), and for per-position losses by
+    `perplexity`, and `nats_above_entropy` where the data knows its entropy rate.
+    """
+
+    task_name = "sequence"
+    produces = ("logits", "targets", "input_lengths", "target_lengths", "tokens")
+    primary_metric = "cer"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        num_classes: int,
+        entropy_rate: float | None = None,
+        normalisation: str = "step",
+        **kwargs: Any,
+    ) -> None:
+        self.num_classes = checks.positive_int(num_classes, "task.num_classes", example=11)
+        self.entropy_rate = entropy_rate
+        self.step_tokens = StepTokens(checks.one_of(normalisation, "task.normalisation", MODES))
+        self.ctc_terms = [t for t in objective.terms if isinstance(getattr(t, "fn", None), CTC)]
+        self.aligned = "input_lengths" in objective.reads  # CTC: decode its best path
+        super().__init__(model, objective, **kwargs)
+
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.model(inputs, lengths)
+
+    def step_outputs(self, batch: Any) -> dict[str, Tensor]:
+        inputs, input_lengths, targets, *window = batch  # training: the window's token count
+        logits, lengths = self.model(inputs, input_lengths)
+        return {
+            "logits": logits,
+            "input_lengths": lengths,
+            "targets": targets,
+            "target_lengths": real_tokens(targets),
+            "tokens": self.step_tokens(self, targets, window[0] if window else None),
+        }
+
+    def example_outputs(self) -> dict[str, Tensor]:
+        targets = torch.tensor([[1, 1, PAD], [1, PAD, PAD]])
+        return {
+            "logits": torch.zeros(2, 3, self.num_classes),
+            "input_lengths": torch.tensor([3, 2]),
+            "targets": targets,
+            "target_lengths": real_tokens(targets),
+            "tokens": torch.tensor(3.0),
+        }
+
+    def configure_metrics(self, stage: str) -> MetricCollection:
+        metrics: dict[str, Any] = {"cer": CharacterErrorRate(), "exact_match": ExactMatch()}
+        if self.aligned:
+            metrics["unalignable"] = UnalignableCount()
+        else:
+            metrics["perplexity"] = TokenPerplexity()
+            if self.entropy_rate is not None:
+                metrics["nats_above_entropy"] = NatsAboveEntropy(self.entropy_rate)
+        return MetricCollection(metrics, compute_groups=False)
+
+    def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[dict[str, Tensor]]:
+        logits = outputs["logits"].detach()
+        if self.aligned:
+            blank = self.ctc_terms[0].fn.blank if self.ctc_terms else 0
+            decoded = ctc_greedy_decode(logits, outputs["input_lengths"], blank)
+        else:
+            decoded = argmax_decode(logits, outputs["targets"])
+        return ({**outputs, "logits": logits, "decoded": decoded},)
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "split"):
+            self.check_data(datamodule)
+
+    def check_data(self, datamodule: Any) -> None:
+        """Before training: per-position losses need one output a target position; CTC
+        refuses strings no alignment reaches, or, with `zero_infinity`, counts them."""
+        name = getattr(datamodule, "name", "the data")
+        for split in ("train", "val", "test"):
+            inputs, input_lengths, targets = datamodule.split(split)[:3]
+            steps = self.model.output_lengths(torch.tensor([inputs.shape[-1]]))
+            if not self.aligned and int(steps[0]) != targets.shape[1]:
+                raise ConfigError(
+                    f"task sequence: the per-position loss needs one output a target "
+                    f"position, but model {type(self.model).__name__} gives {int(steps[0])} "
+                    f"steps for the {targets.shape[1]} target positions of data '{name}'; "
+                    "choose a model that does (model.time_stride=8 for digit strings) or loss=ctc"
+                )
+            if not self.ctc_terms:
+                continue
+            needed = ctc_needed_steps(targets, real_tokens(targets))
+            bad = int((self.model.output_lengths(input_lengths) < needed).sum())
+            if not bad:
+                continue
+            term = self.ctc_terms[0]
+            message = (
+                f"{bad} of the {len(targets)} {split} sequences of data '{name}' cannot be "
+                f"aligned by CTC: the model gives fewer time steps than their labels plus a "
+                f"blank between repeats"
+            )
+            if not term.fn.zero_infinity:
+                raise ConfigError(
+                    f"{message}; use a model with more time steps (a smaller model.time_stride) "
+                    f"or loss.{term.name}.fn.zero_infinity=true to leave them out (counted as "
+                    f"{split}/unalignable)"
+                )
+            if self.trainer.is_global_zero:
+                log.warning("%s; left out (zero_infinity), counted as */unalignable", message)

@@ -13,7 +13,7 @@ import logging
 
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 # messages that are advertisements, not information about the run
-ADVERTISEMENTS = ("litlogger",)
+ADVERTISEMENTS = ("litlogger", "litmodels")
 
 
 class DropAdvertisements(logging.Filter):

@@ -32,6 +32,7 @@ start-up times:
     python scripts/benchmark.py --compare lightning  # what the stack removes from Lightning
     python scripts/benchmark.py --compare tricks     # what each speed trick still buys
     python scripts/benchmark.py --compare weighting  # each weighting policy's cost a step
+    python scripts/benchmark.py --compare guard      # the non-finite guard's cost a step
 
 `--compare logging`: none (objective only, nothing aggregated or logged), default (terms
 written every 10 steps), every_step, naive_log (`self.log_dict` of every term, on_step and
@@ -45,6 +46,9 @@ every hook (PlainAttributes), with its null profiler, and with both. `--compare 
 (work `two_heads`: the uw_two_heads recipe, 65,536 rows, batch 256, MLP 5→64→32→2, one MSE
 term an output): constant (no policy), uncertainty, grad_ratio (mse_b against mse_a at the
 last layer), pcgrad. Ratios there are time per step relative to the first variant.
+`--compare guard`: the guard off (its per-step work and checks no-ops), `stop` (the
+default: a reference kept a step, one read a logging interval), `skip` (the masked update),
+and host_read (the guard as it was: `bool(J.isfinite())` every step).
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ from objectives.run.cli import quiet_irrelevant_warnings
 from objectives.run.config import config_dir
 from objectives.run.null_profiler import NullProfiler
 from objectives.tasks.base import STEP_METHODS, ObjectiveModule
+from objectives.tasks.nonfinite import NonFiniteGuard
 from objectives.tasks.plain_attributes import PlainAttributes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -359,6 +364,26 @@ def without_callback_group() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def guard_replaced(watch: Callable | None) -> Iterator[None]:
+    """The non-finite guard's per-step `watch` replaced (None: the guard off, its checks
+    too), to measure what the guard costs a step."""
+    saved = NonFiniteGuard.watch, NonFiniteGuard.check
+    NonFiniteGuard.watch = watch or (lambda self, *args: None)  # type: ignore[method-assign]
+    if watch is None:
+        NonFiniteGuard.check = lambda self, trainer: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        NonFiniteGuard.watch, NonFiniteGuard.check = saved  # type: ignore[method-assign]
+
+
+def host_read_watch(self, trainer, stacked, player, step) -> None:
+    """The guard before it kept values for its checks: one host read of J every step."""
+    if not bool(stacked[0].isfinite()):
+        raise FloatingPointError("non-finite objective")
+
+
 def trick(context: Callable[[], contextlib.AbstractContextManager] | None = None,
           extra: Sequence[str] = ()) -> Callable[[str, str, int], float]:  # fmt: skip
     """The stack with its default callbacks, inside `context`, with `extra` overrides."""
@@ -410,7 +435,13 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
             extra=["logger.tensorboard._target_=lightning.pytorch.loggers.TensorBoardLogger"]
         ),
     },
-    # what the stack's Trainer and module remove from Lightning's own per-step cost
+    # the non-finite guard: off, each policy, and the host read a step it used to make
+    "guard": {
+        "off": trick(lambda: guard_replaced(None), ["callbacks=none"]),
+        "stop": variant(None, ["callbacks=none"]),
+        "skip": variant(None, ["callbacks=none", "task.nonfinite=skip"]),
+        "host_read": trick(lambda: guard_replaced(host_read_watch), ["callbacks=none"]),
+    },
     # each weighting policy against constant (no policy), on two MSE terms (work two_heads)
     "weighting": {
         "constant": variant(None, ["callbacks=none", "weighting=constant"]),
@@ -426,6 +457,7 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
         ),
         "pcgrad": variant(None, ["callbacks=none", "weighting=pcgrad"]),
     },
+    # what the stack's Trainer and module remove from Lightning's own per-step cost
     "lightning": {
         "bare": bare,
         "plain_attributes": lambda w, d, e: bare(w, d, e, PlainAttributesBare),

@@ -107,7 +107,7 @@ def pareto_front(alphas: list[float]) -> list[tuple[float, float, float]]:
             )  # fmt: skip
             value = float(optimizer.step(weighted_sum_closure(x, optimizer, alpha)).detach())
             if best is None or value < best[0]:
-                best = (value, float(x[0]), float(x[1]))
+                best = (value, float(x[0].detach()), float(x[1].detach()))
         found.append((alpha, best[1], best[2]))
     return found
 

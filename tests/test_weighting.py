@@ -145,6 +145,11 @@ def test_grad_ratio_with_a_relative_eps_is_invariant_to_the_balanced_terms_scale
     assert min(ratios) < 1 / 1e-4  # nor the relative guard (λ ≤ 1/ε)
     assert ratios_k[0] == pytest.approx(ratios[0] / 1000, rel=1e-12)
     assert (once - thousandfold).abs().max() < 1e-5
+    # VQGAN's absolute ε (‖∇L_bal‖ + 1e-4) is not invariant: ε matters 1000× more for the
+    # run whose balanced gradient is 1000× smaller
+    absolute, _ = train_with_grad_ratio(1.0, "absolute")
+    absolute_k, _ = train_with_grad_ratio(1000.0, "absolute")
+    assert (absolute - absolute_k).abs().max() > 1e-5
     start = torch.cat([p.detach().reshape(-1) for p in network(torch.float64).parameters()])
     assert (once - start).abs().max() > 1e-2  # and training moved the parameters
 
@@ -292,3 +297,20 @@ def test_benchmark_compares_every_policy_with_constant(capsys):
     assert "work=two_heads device=cpu" in out
     for policy in ("constant", "uncertainty", "grad_ratio", "pcgrad"):
         assert re.search(rf"^{policy} +time per step / constant: ", out, re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_a_gan_player_trains_its_own_policy(tmp_path: Path):
+    """weighting.player=gen: the generator's term gets a log-variance that its optimizer
+    trains; the critic's objective (gan_ns + r1) keeps its weights, logged too."""
+    settings = ["experiment=ring_gan", "trainer.max_epochs=1", "test=false", "data.source.n=512",
+                "data.batch_size=32", "trainer.log_every_n_steps=1", "task.eval_samples=64",
+                "weighting=uncertainty", "weighting.player=gen"]  # fmt: skip
+    train(compose_run(tmp_path, *settings))
+    scalars = read_scalars(tmp_path / "tensorboard")
+    weights = [v for _, v in scalars["train/gen/weight/gan_ns"]]
+    assert len(weights) > 2 and weights[0] == 1.0 and weights[-1] != 1.0  # it moved
+    assert {v for _, v in scalars["train/disc/weight/r1"]} == {1.0}
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]
+    s = state["player_objectives.gen.weighting.log_variance"]
+    assert math.exp(-s.item()) == pytest.approx(weights[-1], rel=0.05)

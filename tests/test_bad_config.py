@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from objectives.run.config import group_options
 from objectives.run.overrides import check_command_line
 from objectives.run.train import train
 from tests.conftest import config_error_of
@@ -22,10 +23,7 @@ from tests.conftest import config_error_of
 REPO = Path(__file__).resolve().parents[1]
 
 REGULARIZERS = "elastic_net, gradient_penalty, l1, l2, r1"
-LOSSES = (
-    "bce, cross_entropy, focal, gan_hinge, gan_minimax, gan_ns, huber, log_cosh, lsgan, mae, "
-    "mse, multi_margin, nt_xent, quantile, smooth_l1, supcon, triplet, wgan"
-)
+LOSSES = ", ".join(group_options("loss"))  # every file of configs/loss/, sorted
 
 # (case, command-line overrides, the message: a regex, re.escape'd where given as text)
 CASES = [
@@ -33,7 +31,7 @@ CASES = [
     ("unknown regularizer in a list", ["regularizer=[l1,foo]"],
      re.escape(f"unknown regularizer 'foo'; choose one of: {REGULARIZERS}")),
     ("unknown model", ["model=transformer"],
-     re.escape("unknown model 'transformer'; choose one of: cnn, gan_mlp, linear, mlp")),
+     re.escape(f"unknown model 'transformer'; choose one of: {', '.join(group_options('model'))}")),
     ("unknown data", ["data=imagenet"],
      r"^unknown data 'imagenet'; choose one of: .*\bdigits\b.*\bline\b"),
     ("unknown option in a sweep", ["-m", "loss=mse,foo"],

@@ -41,6 +41,8 @@ def test_every_option_composes(compose_cfg, group: str, option: str) -> None:
         override += " data.root=/any/folder"  # required: there is no default folder
     if (group, option) == ("data", "csv"):
         override += " data.path=/any/file.csv data.target=y"  # required: no default file
+    if (group, option) == ("data", "text_file"):
+        override += " data.source.path=/any/book.txt"  # required: no default file
     if group == "loss" and option == "cross_entropy":
         override += " task=regression"  # composes; refused at assembly (see below)
     cfg = compose_cfg(*override.split())
@@ -54,8 +56,9 @@ def test_every_loss_builds_a_term_named_after_its_file(compose_cfg, option: str)
     if set(cfg.loss[option]) >= {"gen", "disc"}:  # an adversarial loss: one term a player
         objectives = build_player_objectives(cfg.loss, {}, ("gen", "disc"), "disc")
         assert {p: o.names for p, o in objectives.items()} == {"gen": [option], "disc": [option]}
-    else:
-        assert build_objective(cfg.loss, cfg.get("regularizer")).names == [option]
+    else:  # token_ce also logs its label-smoothing part on its own, as a term of weight 0
+        also = {"token_ce": ["label_smoothing"]}.get(option, [])
+        assert build_objective(cfg.loss, cfg.get("regularizer")).names == [option, *also]
 
 
 @pytest.mark.parametrize("option", group_options("regularizer"))
@@ -91,6 +94,9 @@ DATA_USES = {
     "mnist": ("classification", ["mlp", "cnn"]),
     "ring": ("gan", ["gan_mlp"]),
     "ppca": ("vae", ["vae_linear", "vae_mlp"]),
+    "digit_strings": ("sequence", ["crnn"]),
+    "markov_text": ("sequence", ["gru_lm"]),
+    "text_file": ("sequence", ["gru_lm"]),
 }
 # models made for a task on data listed above for another one (tests/test_vae.py builds it)
 OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
@@ -115,7 +121,8 @@ def test_settings_for_an_unselected_term_do_not_make_a_term(compose_cfg) -> None
 def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str) -> None:
     task, models = DATA_USES[option]
     task_loss = {"classification": ["loss=cross_entropy"], "gan": ["loss=gan_ns", "regularizer=[]"],
-                 "vae": ["loss=[recon_gaussian,kl]", "regularizer=[]"]}  # fmt: skip
+                 "vae": ["loss=[recon_gaussian,kl]", "regularizer=[]"],
+                 "sequence": ["loss=token_ce", "regularizer=[]"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
     if option == "mnist":  # a tiny MNIST-format folder, written here
         from tests.test_idx import arrays, write_folder
@@ -126,10 +133,19 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
         from tests.test_bad_data import regression_csv
 
         extra += [f"data.path={regression_csv(tmp_path / 'data.csv')}", "data.target=y"]
+    if option == "text_file":  # a small text file, written here
+        (tmp_path / "book.txt").write_text("a small book of sequences\n" * 40)
+        extra += [f"data.source.path={tmp_path / 'book.txt'}", "data.source.length=16"]
     for model in models:
         parts = assemble(compose_cfg(f"data={option}", f"model={model}", *extra))
         parts.datamodule.setup("fit")
-        x, y = next(iter(parts.datamodule.train_dataloader()))
+        batch = next(iter(parts.datamodule.train_dataloader()))
+        if task == "sequence":  # inputs, input lengths, targets, the window's token count
+            logits, steps = parts.module.model(*batch[:2])
+            assert logits.shape[-1] == parts.datamodule.dims["num_tokens"]
+            assert (steps <= logits.shape[1]).all()
+            continue
+        x, y = batch
         out = parts.module.model(x)
         if task == "regression":
             assert out.shape == y.shape

@@ -155,7 +155,7 @@ def test_a_text_file_becomes_next_character_chunks(tmp_path: Path) -> None:
     data = text_file(str(path), length=10)
     inputs, lengths, targets = data.splits["all"]
     vocabulary = sorted(set(text))
-    assert data.num_classes == len(vocabulary) + 1
+    assert data.num_tokens == len(vocabulary) + 1
     chars = {i + 1: c for i, c in enumerate(vocabulary)}
     read = "".join(chars[t] for row in targets.tolist() for t in row if t != PAD)
     assert read == text[1:]  # every character after the first is a target once

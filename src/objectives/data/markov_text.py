@@ -62,4 +62,4 @@ def markov_text(
     tokens = torch.from_numpy(chain) + 1
     lengths = torch.full((n,), length)
     splits = {"all": (tokens[:, :-1].contiguous(), lengths, tokens[:, 1:].contiguous())}
-    return Sequences(splits, num_classes=states + 1, entropy_rate=entropy_rate(transitions))
+    return Sequences(splits, num_tokens=states + 1, entropy_rate=entropy_rate(transitions))

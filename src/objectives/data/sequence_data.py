@@ -32,14 +32,14 @@ class Sequences:
     known, its entropy rate in nats a token."""
 
     splits: Mapping[str, Triple]
-    num_classes: int
+    num_tokens: int
     entropy_rate: float | None = None
 
 
 class SequenceDataModule(InMemoryDataModule):
     """Train/val/test splits of a sequence `source()`, sliced a batch at a time.
 
-    `dims`: `num_classes`; for image strips (N, C, H, W) also `in_channels` and `height`;
+    `dims`: `num_tokens`; for image strips (N, C, H, W) also `in_channels` and `height`;
     `entropy_rate` when the source knows it (markov_text).
     """
 
@@ -69,7 +69,7 @@ class SequenceDataModule(InMemoryDataModule):
     def dims(self) -> dict[str, int | float]:
         inputs = self._load()["train"][0]
         assert self.sequences is not None
-        dims: dict[str, int | float] = {"num_classes": self.sequences.num_classes}
+        dims: dict[str, int | float] = {"num_tokens": self.sequences.num_tokens}
         if inputs.ndim == 4:
             dims.update(in_channels=int(inputs.shape[1]), height=int(inputs.shape[2]))
         if self.sequences.entropy_rate is not None:

@@ -32,7 +32,7 @@ class CRNN(nn.Module):
         self,
         in_channels: int,
         height: int,
-        num_classes: int,
+        num_tokens: int,
         channels: Sequence[int] = (32, 64),
         hidden: int = 64,
         time_stride: int = 2,
@@ -62,7 +62,7 @@ class CRNN(nn.Module):
         self.time_stride = stride
         self.rnn = nn.GRU(previous * (height // 2 ** len(channels)), hidden, batch_first=True,
                           bidirectional=True)  # fmt: skip
-        self.head = nn.Linear(2 * hidden, num_classes)
+        self.head = nn.Linear(2 * hidden, num_tokens)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """The time steps of each sequence's real columns."""
@@ -85,15 +85,15 @@ class GRULanguageModel(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int, embedding_dim: int = 32, hidden: int = 64, layers: int = 1
+        self, num_tokens: int, embedding_dim: int = 32, hidden: int = 64, layers: int = 1
     ) -> None:
         super().__init__()
         checks.positive_int(embedding_dim, "model.embedding_dim", example=32)
         checks.positive_int(hidden, "model.hidden", example=64)
         checks.positive_int(layers, "model.layers", example=1)
-        self.embedding = nn.Embedding(num_classes, embedding_dim, padding_idx=0)
+        self.embedding = nn.Embedding(num_tokens, embedding_dim, padding_idx=0)
         self.rnn = nn.GRU(embedding_dim, hidden, num_layers=layers, batch_first=True)
-        self.head = nn.Linear(hidden, num_classes)
+        self.head = nn.Linear(hidden, num_tokens)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         return lengths

@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelSummary, RichModelSummary
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from objectives import checks
 from objectives.callbacks.group import group_observers
 from objectives.callbacks.model_summary import ModelSummaryTable
 from objectives.callbacks.nonfinite_check import NonFiniteCheck
@@ -106,6 +107,8 @@ def assemble(cfg: DictConfig) -> Assembled:
     check_required(cfg)
     if cfg.get("trainer"):
         check_trainer(cfg.trainer)
+    if cfg.get("torch_threads") is not None:
+        torch.set_num_threads(checks.positive_int(cfg.torch_threads, "torch_threads", example=1))
     task_cls = _task_class(cfg)
     objective = _objective_of(task_cls, cfg)
 

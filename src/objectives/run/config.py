@@ -41,11 +41,17 @@ def options_that_fit(group: str, produces: Sequence[str], players: Sequence[str]
     with one node a player (GAN) fits only a task with exactly those players."""
     fitting = []
     for name in group_options(group):
-        node = OmegaConf.load(config_dir() / group / f"{name}.yaml")
-        parts_by_player = player_parts(node)
-        if set(parts_by_player) != set(players):
-            continue
-        parts = list(parts_by_player.values()) or [node]
+        path = config_dir() / group / f"{name}.yaml"
+        node = OmegaConf.load(path)
+        if package_of(path.read_text(), group) == group:  # a file of several named terms
+            if players:  # (loss=token_ce and its smoothing part): none a player's
+                continue
+            parts = list(player_parts(node).values())
+        else:
+            parts_by_player = player_parts(node)
+            if set(parts_by_player) != set(players):
+                continue
+            parts = list(parts_by_player.values()) or [node]
         if all(key in produces for part in parts for key in part.get("reads", [])):
             fitting.append(name)
     return fitting

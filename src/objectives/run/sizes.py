@@ -23,8 +23,10 @@ from objectives.run.config import config_dir, options_sized_by
 
 T = TypeVar("T")
 
-# every size a data module's `dims` can hold
-DIM_KEYS = ("in_features", "out_features", "in_channels", "height", "width", "num_classes")
+# every size a data module's `dims` can hold (`num_tokens`: the classes a step of sequence
+# data, its tokens and the reserved 0, so image classifiers and sequence models never mix)
+DIM_KEYS = ("in_features", "out_features", "in_channels", "height", "width", "num_classes",
+            "num_tokens")  # fmt: skip
 
 
 def call_with_dims(

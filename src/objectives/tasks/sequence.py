@@ -47,12 +47,12 @@ class SequenceModule(ObjectiveModule):
         self,
         model: nn.Module,
         objective: Objective,
-        num_classes: int,
+        num_tokens: int,
         entropy_rate: float | None = None,
         normalisation: str = "step",
         **kwargs: Any,
     ) -> None:
-        self.num_classes = checks.positive_int(num_classes, "task.num_classes", example=11)
+        self.num_tokens = checks.positive_int(num_tokens, "task.num_tokens", example=11)
         self.entropy_rate = entropy_rate
         self.step_tokens = StepTokens(checks.one_of(normalisation, "task.normalisation", MODES))
         self.ctc_terms = [t for t in objective.terms if isinstance(getattr(t, "fn", None), CTC)]
@@ -76,7 +76,7 @@ class SequenceModule(ObjectiveModule):
     def example_outputs(self) -> dict[str, Tensor]:
         targets = torch.tensor([[1, 1, PAD], [1, PAD, PAD]])
         return {
-            "logits": torch.zeros(2, 3, self.num_classes),
+            "logits": torch.zeros(2, 3, self.num_tokens),
             "input_lengths": torch.tensor([3, 2]),
             "targets": targets,
             "target_lengths": real_tokens(targets),

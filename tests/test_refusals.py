@@ -90,3 +90,37 @@ def test_the_project_s_own_errors_and_bugs_are_not_refusals() -> None:
         refused("optimizer"),
     ):
         torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["trainer.foo=1"], "trainer.foo=1: trainer has no key 'foo' (its keys: _target_, "),
+        (["loss=huber", "loss.huber.fn.deltaa=2"],
+         "loss.huber.fn.deltaa=2: loss.huber.fn has no key 'deltaa' (its keys: _target_, delta); "
+         "check the spelling, or add it with +loss.huber.fn.deltaa=2"),
+        (["sed=3"], "sed=3: the config has no key 'sed' (its keys: augment, callbacks, "),
+    ],
+)  # fmt: skip
+def test_a_key_the_config_lacks_is_one_line_naming_the_keys_there(argv, line: str) -> None:
+    from objectives.run.overrides import check_command_line
+
+    with pytest.raises(ConfigError) as err:
+        check_command_line(argv, "train")
+    assert str(err.value).startswith(line) and "\n" not in str(err.value)
+
+
+def test_keys_that_exist_and_sweeps_are_not_composed_twice_into_errors() -> None:
+    from objectives.run.overrides import check_command_line
+
+    check_command_line(["trainer.max_epochs=3", "+trainer.foo=1", "loss=huber"], "train")
+    check_command_line(["-m", "trainer.foo=1,2"], "train")  # a sweep: Hydra composes each job
+
+
+def test_zero_accumulated_batches_is_refused_before_lightning_divides_by_it() -> None:
+    from omegaconf import OmegaConf
+
+    from objectives.run.assemble import check_trains_something
+
+    with pytest.raises(ConfigError, match=r"trainer.accumulate_grad_batches must be a positive"):
+        check_trains_something(OmegaConf.create({"accumulate_grad_batches": 0}))

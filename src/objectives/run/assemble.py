@@ -245,6 +245,9 @@ def check_trains_something(node: DictConfig) -> None:
                 f"trainer.{key}=0 trains nothing; use trainer.{key}=1 or more (-1: no limit), "
                 "or test a checkpoint with eval.py ckpt_path=..."
             )
+    # Lightning takes 0 and fails in the first step (integer modulo by zero)
+    if node.get("accumulate_grad_batches") is not None:
+        checks.positive_int(node.accumulate_grad_batches, "trainer.accumulate_grad_batches")
 
 
 def _accepted(hint: object) -> tuple[set[type], set[object]]:

@@ -314,3 +314,18 @@ def test_a_gan_player_trains_its_own_policy(tmp_path: Path):
     state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]
     s = state["player_objectives.gen.weighting.log_variance"]
     assert math.exp(-s.item()) == pytest.approx(weights[-1], rel=0.05)
+
+
+@pytest.mark.parametrize("policy", [PCGrad(), GradRatio("mse_b", "mse_a")])
+def test_an_eval_mode_objective_is_differentiable_in_its_inputs(policy):
+    """A callback that differentiates J in eval mode (the saliency figure) gets the plain J
+    (pcgrad) or the last ratio (grad_ratio), not a training step's surrogate."""
+    net = network()
+    x, y = toy_batch()
+    objective = Objective(two_outputs(), weighting=policy).bind(net).eval()
+    inputs = x.clone().requires_grad_(True)
+    value = objective({"pred": net(inputs), "target": y})
+    expected = value.weighted["mse_a"] + value.weighted["mse_b"]
+    assert torch.equal(value.total, expected)
+    (gradient,) = torch.autograd.grad(value.total, inputs)
+    assert gradient.abs().sum() > 0

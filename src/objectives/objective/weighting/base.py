@@ -79,6 +79,8 @@ def trainable(network: nn.Module) -> list[nn.Parameter]:
     return [p for p in network.parameters() if p.requires_grad]
 
 
-def grads_wanted(value: ObjectiveValue) -> bool:
-    """Whether this evaluation trains: gradients on, and J has a graph (not validation)."""
-    return torch.is_grad_enabled() and value.total.requires_grad
+def grads_wanted(policy: nn.Module, value: ObjectiveValue) -> bool:
+    """Whether this evaluation is a training step's: the module in training mode, gradients
+    on and J with a graph (not validation, nor a callback differentiating an eval-mode J with
+    respect to its inputs, as the saliency figure does)."""
+    return policy.training and torch.is_grad_enabled() and value.total.requires_grad

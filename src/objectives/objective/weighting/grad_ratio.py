@@ -98,7 +98,7 @@ class GradRatio(WeightingPolicy):
 
     def forward(self, objective: Objective, value: ObjectiveValue, step: int) -> ObjectiveValue:
         base = value.weights[self.term]
-        if grads_wanted(value) and base != 0:
+        if grads_wanted(self, value) and base != 0:
             rows = objective.term_gradients(
                 value, self.probe, step, names=(self.term, self.reference)
             )

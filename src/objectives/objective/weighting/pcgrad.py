@@ -68,7 +68,7 @@ class PCGrad(WeightingPolicy):
         return [torch.randperm(count, generator=generator).tolist() for _ in range(count)]
 
     def forward(self, objective: Objective, value: ObjectiveValue, step: int) -> ObjectiveValue:
-        if not grads_wanted(value):
+        if not grads_wanted(self, value):
             return value
         grads = objective.term_gradients(value, self.parameters_read, step, names=self.projected)
         direction = project_conflicts(grads, self.orders(len(grads), step)).detach()

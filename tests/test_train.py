@@ -241,9 +241,10 @@ def test_a_run_prints_each_line_once_and_ends_with_a_summary(tmp_path: Path) -> 
     assert "Test metric" not in output  # Lightning's table: the figures are in the summary
     (folder,) = (tmp_path / "train" / "runs").iterdir()
     summary = output[output.index("Done: 2 epochs") :].splitlines()
-    assert summary[1].startswith("val: J = ") and " = mse " in summary[1]
+    assert summary[1].startswith("val (last epoch): J = ") and " = mse " in summary[1]
     assert [line.split(":")[0] for line in summary[2:]] == [
-        "val metrics", "test", "test metrics", "run folder", "best checkpoint", "TensorBoard"
+        "val metrics (last epoch)", "test (best checkpoint)", "test metrics (best checkpoint)",
+        "run folder", "best checkpoint", "TensorBoard",
     ]  # fmt: skip
     assert summary[-1] == f"TensorBoard: tensorboard --logdir {folder / 'tensorboard'}"
     assert "GPU available: False, used: False" in (folder / "train.log").read_text()

@@ -13,20 +13,23 @@ from collections.abc import Mapping, Sequence
 from objectives.objective.tags import EPOCH_PREFIX, OBJECTIVE, RAW, TERM, WEIGHT, tagged
 
 
-def objective_line(stage: str, player: str, names: Sequence[str], metrics: Mapping) -> str | None:
-    """`val: J = 37.52 = mse 37.51 + l2 0.002824` (None when the stage was not run)."""
+def objective_line(
+    stage: str, player: str, names: Sequence[str], metrics: Mapping, when: str
+) -> str | None:
+    """`val (last epoch): J = 37.52 = mse 37.51 + l2 0.002824`, `when` saying which weights
+    the figures are of (None when the stage was not run)."""
     prefix = tagged(EPOCH_PREFIX[stage], player)
     total = metrics.get(f"{prefix}/{OBJECTIVE}")
     if total is None:
         return None
     terms = [(n, metrics.get(f"{prefix}/{TERM}/{n}")) for n in names]
     parts = " + ".join(f"{n} {v:.4g}" for n, v in terms if v is not None)
-    who = f"{stage} ({player})" if player else stage
-    return f"{who}: J = {total:.6g}" + (f" = {parts}" if parts else "")
+    who = f"{stage} {player}" if player else stage
+    return f"{who} ({when}): J = {total:.6g}" + (f" = {parts}" if parts else "")
 
 
-def metrics_line(stage: str, metrics: Mapping[str, float]) -> str | None:
-    """`test metrics: mae 4.686 · mse 29.28 · r2 0.1949`: what is not the objective."""
+def metrics_line(stage: str, metrics: Mapping[str, float], when: str) -> str | None:
+    """`test metrics (best checkpoint): mae 4.686 · mse 29.28`: what is not the objective."""
     prefix = f"{EPOCH_PREFIX[stage]}/"
     objective_parts = (OBJECTIVE, f"{TERM}/", f"{RAW}/", f"{WEIGHT}/")
     shown = {
@@ -37,7 +40,7 @@ def metrics_line(stage: str, metrics: Mapping[str, float]) -> str | None:
     }
     if not shown:
         return None
-    return f"{stage} metrics: " + " · ".join(f"{n} {v:.4g}" for n, v in shown.items())
+    return f"{stage} metrics ({when}): " + " · ".join(f"{n} {v:.4g}" for n, v in shown.items())
 
 
 def closing_lines(
@@ -47,14 +50,16 @@ def closing_lines(
     best: tuple[str, str, float] | None,
     tensorboard_dir: str | None,
     trained: str,
+    tested: str,
 ) -> list[str]:
     """The closing summary: `objectives` maps each objective's name ("" for a task with
-    one) to its term names; `best` is (path, monitored metric, score)."""
+    one) to its term names; `best` is (path, monitored metric, score); `tested` says which
+    weights the test figures are of."""
     lines = [trained]
-    for stage in ("val", "test"):
+    for stage, when in (("val", "last epoch"), ("test", tested)):
         for player, names in objectives.items():
-            lines.append(objective_line(stage, player, names, metrics))
-        lines.append(metrics_line(stage, metrics))
+            lines.append(objective_line(stage, player, names, metrics, when))
+        lines.append(metrics_line(stage, metrics, when))
     lines.append(f"run folder: {run_folder}")
     if best is not None:
         path, monitor, score = best

@@ -42,9 +42,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     if trainer.is_global_zero:
         lines = [
-            objective_line("test", p, o.names, metrics) for p, o in parts.module.objectives.items()
+            objective_line("test", p, o.names, metrics, "checkpoint")
+            for p, o in parts.module.objectives.items()
         ]
-        lines.append(metrics_line("test", metrics))
+        lines.append(metrics_line("test", metrics, "checkpoint"))
         log.info("\n".join(line for line in lines if line))
     return metrics
 

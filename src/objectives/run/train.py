@@ -122,8 +122,9 @@ def summary_of_run(cfg, trainer, module, final: dict[str, float], seconds: float
                 float(score) if score is not None else float("nan"))  # fmt: skip
     boards = [lg.log_dir.rstrip("/") for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     names = {player: objective.names for player, objective in module.objectives.items()}
+    tested = "best checkpoint" if best is not None else "last weights"
     return closing_lines(final, names, cfg.paths.output_dir, best, next(iter(boards), None),
-                         trained)  # fmt: skip
+                         trained, tested)  # fmt: skip
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

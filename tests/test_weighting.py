@@ -329,3 +329,25 @@ def test_an_eval_mode_objective_is_differentiable_in_its_inputs(policy):
     assert torch.equal(value.total, expected)
     (gradient,) = torch.autograd.grad(value.total, inputs)
     assert gradient.abs().sum() > 0
+
+
+def test_the_toys_pareto_criterion_is_the_min_norm_point_of_the_hull():
+    toy = load_script("pcgrad_toy")
+    generator = torch.Generator().manual_seed(1)
+    alphas = torch.linspace(0, 1, 100001, dtype=torch.float64).unsqueeze(1)
+    for _ in range(5):
+        g1, g2 = torch.randn(2, 2, generator=generator, dtype=torch.float64)
+        brute = (alphas * g1 + (1 - alphas) * g2).norm(dim=1).min().item()
+        assert toy.min_norm_in_hull(g1, g2) == pytest.approx(brute, abs=1e-6)
+    opposed = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    assert toy.min_norm_in_hull(opposed, -3 * opposed) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_the_toys_front_is_pareto_stationary_and_not_a_line_of_constant_x2():
+    toy = load_script("pcgrad_toy")
+    front = toy.pareto_front([0.01, 0.9, 0.999])
+    for _, x1, x2 in front:
+        assert toy.hull_norm_at(torch.tensor([x1, x2], dtype=torch.float64)) < 1e-6
+    x1s, x2s = [p[1] for p in front], [p[2] for p in front]
+    assert x1s[0] < -6 and x1s[-1] > 6  # it spans the front from end to end
+    assert max(x2s) - min(x2s) > 0.05  # x₂ is higher in the middle (≈ −8.355) than at the ends

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from objectives.errors import ConfigError
+from objectives.models.vae import VAENetwork
 from objectives.run.config import config_dir, options_sized_by
 
 T = TypeVar("T")
@@ -86,6 +87,7 @@ def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, 
             name
             for name in options_sized_by("model", list(dims))
             if _option_class("model", name) is not type(network)
+            and _is_vae(_option_class("model", name)) == isinstance(network, VAENetwork)
         ]
         choose = f": model={'|'.join(fitting)}" if fitting else ""
         raise ConfigError(
@@ -95,6 +97,11 @@ def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, 
         ) from None
     finally:
         network.train(training)
+
+
+def _is_vae(cls: object) -> bool:
+    """A VAE network (task=vae) is no alternative to a predictor, nor the reverse."""
+    return isinstance(cls, type) and issubclass(cls, VAENetwork)
 
 
 def _option_class(group: str, name: str) -> object:

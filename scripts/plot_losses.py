@@ -71,10 +71,14 @@ def discover() -> tuple[list[Loss], list[str]]:
     for name in group_options("loss"):
         try:
             node = OmegaConf.load(folder / f"{name}.yaml")
-            players = {k: v for k, v in node.items() if OmegaConf.is_dict(v) and "fn" in v}
-            if "fn" not in node and players:  # a GAN loss: one term per player, no one curve
-                reads = ", ".join(f"{list(v.get('reads', []))} ({k})" for k, v in players.items())
-                notes.append(f"skipped loss {name}: it reads {reads}, a loss per player (GAN)")
+            parts = {k: v for k, v in node.items() if OmegaConf.is_dict(v) and "fn" in v}
+            if "fn" not in node and parts:  # several terms (a GAN's players, token_ce's two)
+                reads = ", ".join(f"{list(v.get('reads', []))} ({k})" for k, v in parts.items())
+                notes.append(f"skipped loss {name}: it reads {reads}, a term each, no one curve")
+                continue
+            if "fn" not in node and "_target_" in node:  # a term class of its own (VAE)
+                reads = list(node.get("reads", []))
+                notes.append(f"skipped loss {name}: it reads {reads}, a term of its own class")
                 continue
             fn = instantiate(node.fn)
             reads = tuple(str(key) for key in node.get("reads", []))

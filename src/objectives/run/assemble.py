@@ -296,12 +296,20 @@ def build_trainer(
     with refused("trainer"):
         trainer = instantiate(
             trainer_cfg,
-            callbacks=group_observers([NonFiniteCheck(), *callbacks]),
+            callbacks=group_observers(with_nonfinite_check(callbacks)),
             logger=list(loggers) or False,
             **extra,
         )  # fmt: skip
     use_own_model_summary(trainer)
     return trainer
+
+
+def with_nonfinite_check(callbacks: Sequence[Callback]) -> list[Callback]:
+    """The project's observers (which draw weights and values at epoch ends) get the
+    guard's check before them (callbacks/nonfinite_check.py); without observers there is
+    nothing to protect, and no callback is added."""
+    ours = [c for c in callbacks if type(c).__module__.startswith("objectives.")]
+    return [NonFiniteCheck(), *callbacks] if ours else list(callbacks)
 
 
 def use_own_model_summary(trainer: L.Trainer) -> None:

@@ -253,3 +253,60 @@ def test_stop_under_ddp_stops_every_rank_at_the_bad_step_of_another(tmp_path: Pa
     assert errors[0].startswith(
         "error: non-finite objective at train step 2 (epoch 0): raw/boom=nan"
     )
+
+
+def test_skip_in_the_gan_undoes_only_the_bad_players_update(compose_cfg) -> None:
+    """A NaN critic term on batch 1: the critic and its optimizer state stay as they were
+    over that batch, the generator (a finite objective) still steps, and so does its
+    average."""
+    cfg = compose_cfg("experiment=ring_gan", "trainer.max_epochs=1", "task.eval_samples=100",
+                      "++trainer.limit_train_batches=3", "++trainer.limit_val_batches=0",
+                      "task.nonfinite=skip", "test=false", "logger=none")  # fmt: skip
+    seen: list[dict[str, list[torch.Tensor]]] = []
+
+    class PlayersEachStep(L.Callback):
+        @staticmethod
+        def snapshot(trainer, module) -> dict[str, list[torch.Tensor]]:
+            gen_opt, disc_opt = trainer.optimizers
+            parts = {"critic": (module.model.critic, disc_opt),
+                     "generator": (module.model.generator, gen_opt)}  # fmt: skip
+            taken = {
+                name: [t.detach().clone() for t in (*net.parameters(),
+                       *(v for p in net.parameters() for v in opt.state.get(p, {}).values()))]
+                for name, (net, opt) in parts.items()
+            }  # fmt: skip
+            taken["average"] = [t.detach().clone() for t in module.generator_average.tensors()]
+            return taken
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+            seen.append(self.snapshot(trainer, module))
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            seen.append(self.snapshot(trainer, module))
+
+    _, module = fit_with_bad_term(
+        cfg, first=2, last=2, callbacks=(PlayersEachStep(),), poison_gradients=True
+    )  # the critic's step on batch 1
+    assert module.recorder.guard.skipped_in_fit == 1
+    before, after = seen[2], seen[3]  # batch 1
+    assert all(torch.equal(b, a) for b, a in zip(before["critic"], after["critic"], strict=True))
+    for part in ("generator", "average"):
+        assert not all(torch.equal(b, a) for b, a in zip(before[part], after[part], strict=True))
+    assert all(torch.isfinite(t).all() for t in after["critic"])
+
+
+def test_an_undone_step_puts_back_the_extra_tensors_too() -> None:
+    """`undone_if` restores what the block changed beyond the optimizer (the GAN's average)."""
+    from objectives.tasks.masked_update import undone_if
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    weight.grad = torch.full((3,), float("nan"))
+    extra = torch.zeros(2)
+    optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    for bad, changed in ((True, False), (False, True)):
+        with undone_if(lambda b=bad: torch.tensor(b), optimizer, extra=[extra]):
+            optimizer.step()
+            extra.add_(1.0)
+        assert torch.equal(extra, torch.ones(2) if changed else torch.zeros(2))
+        assert bool(optimizer.state.get(weight)) == changed  # a first step leaves no state
+        weight.grad = torch.ones(3)

@@ -139,3 +139,37 @@ def test_a_sweep_over_the_smoothing_summarises_both_jobs_by_the_error_rate(
     smoothing = [float(r["test/raw/label_smoothing"]) for r in rows]
     assert smoothing[0] == 0 < smoothing[1]
     assert "test/cer" in (sweep / "summary.md").read_text()
+
+
+def test_epoch_means_are_means_over_tokens_not_rows(compose_cfg) -> None:
+    """Strings of 1-5 digits in batches of 16: val/raw/ctc is Σ CTC / Σ real tokens over the
+    whole validation split (torch's summed ctc_loss), not a mean of batch means."""
+    import torch.nn.functional as F
+
+    from objectives.run.assemble import assemble, build_trainer
+
+    cfg = compose_cfg("experiment=digit_strings_ctc", "data.source.n_train=64",
+                      "data.source.n_val=80", "data.source.n_test=16", "data.batch_size=16",
+                      "logger=none", "callbacks=none")  # fmt: skip
+    torch.manual_seed(0)
+    parts = assemble(cfg)
+    (logged,) = build_trainer(cfg.trainer).validate(parts.module, datamodule=parts.datamodule)
+    inputs, input_lengths, targets = parts.datamodule.split("val")[:3]
+    model = parts.module.model.eval()
+    with torch.no_grad():
+        logits, lengths = model(inputs, input_lengths)
+    real = targets != PAD
+    total = F.ctc_loss(logits.log_softmax(-1).transpose(0, 1), targets[real],
+                       lengths, real.sum(1), blank=0, reduction="sum")  # fmt: skip
+    token_mean = float(total / real.sum())
+    rows_mean = sum(  # what weighting each batch by its rows would give
+        float(
+            F.ctc_loss(logits[i : i + 16].log_softmax(-1).transpose(0, 1),
+                       targets[i : i + 16][real[i : i + 16]], lengths[i : i + 16],
+                       real[i : i + 16].sum(1), blank=0, reduction="sum")
+            / real[i : i + 16].sum()
+        )
+        for i in range(0, 80, 16)
+    ) / 5  # fmt: skip
+    assert logged["val/raw/ctc"] == pytest.approx(token_mean, rel=1e-5)
+    assert abs(rows_mean - token_mean) > 1e-4 * token_mean  # the test can tell them apart

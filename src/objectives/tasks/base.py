@@ -121,6 +121,12 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         """What the metrics' `update` receives."""
         return outputs["pred"], outputs["target"]
 
+    def epoch_weight(self, batch: Any, outputs: Mapping[str, Tensor]) -> int | Tensor:
+        """How much this batch counts in the epoch means of the terms: its rows, the unit
+        the terms average over; a task whose terms average over something else (tokens)
+        returns that count, a tensor if it lives on the device."""
+        return len(batch[0])
+
     def example_outputs(self) -> dict[str, Tensor] | None:
         """A tiny set of outputs shaped like a real step's, to try every term at start-up."""
         return None
@@ -133,7 +139,7 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         outputs = self.step_outputs(batch)
         step = self.global_step
         value = self.objective(outputs, step=step)
-        self.recorder.record(self, value, stage, batch_size=len(batch[0]), step=step)
+        self.recorder.record(self, value, stage, self.epoch_weight(batch, outputs), step=step)
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
             metrics.update(*self.metric_inputs(outputs))

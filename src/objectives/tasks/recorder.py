@@ -59,7 +59,7 @@ class ObjectiveRecorder:
         module: L.LightningModule,
         value: ObjectiveValue,
         stage: str,
-        batch_size: int,
+        batch_size: int | Tensor,
         player: str = "",
         log_step: bool | None = None,
         step: int | None = None,

@@ -73,6 +73,11 @@ class SequenceModule(ObjectiveModule):
             "tokens": self.step_tokens(self, targets, window[0] if window else None),
         }
 
+    def epoch_weight(self, batch: Any, outputs: Mapping[str, Tensor]) -> Tensor:
+        """`tokens`: the token-mean terms' denominator, so that the epoch means are means over
+        the epoch's real tokens (Σ token sums / Σ tokens), not over its rows."""
+        return outputs["tokens"]
+
     def example_outputs(self) -> dict[str, Tensor]:
         targets = torch.tensor([[1, 1, PAD], [1, PAD, PAD]])
         return {

@@ -71,11 +71,16 @@ class CallbackGroup(Callback):
         return f"CallbackGroup({', '.join(type(c).__name__ for c in self.callbacks)})"
 
 
+def own_callbacks(callbacks: Iterable[Callback], package: str = "objectives.") -> list[Callback]:
+    """This project's own callbacks among `callbacks`: classes defined under `package`."""
+    return [c for c in callbacks if type(c).__module__.startswith(package)]
+
+
 def group_observers(callbacks: Iterable[Callback], package: str = "objectives.") -> list[Callback]:
     """`callbacks` with this project's own ones (classes defined under `package`) replaced by
     one `CallbackGroup` where the first of them stood; the others keep their places."""
     callbacks = list(callbacks)
-    ours = [c for c in callbacks if type(c).__module__.startswith(package)]
+    ours = own_callbacks(callbacks, package)
     if len(ours) < 2:
         return callbacks
     first = callbacks.index(ours[0])

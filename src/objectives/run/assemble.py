@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from objectives import checks
-from objectives.callbacks.group import group_observers
+from objectives.callbacks.group import group_observers, own_callbacks
 from objectives.callbacks.model_summary import ModelSummaryTable
 from objectives.callbacks.nonfinite_check import NonFiniteCheck
 from objectives.errors import ConfigError
@@ -107,8 +107,8 @@ def assemble(cfg: DictConfig) -> Assembled:
     check_required(cfg)
     if cfg.get("trainer"):
         check_trainer(cfg.trainer)
-    if cfg.get("torch_threads") is not None:
-        torch.set_num_threads(checks.positive_int(cfg.torch_threads, "torch_threads", example=1))
+    if cfg.get("torch_threads") is not None:  # applied by train(), not by building the parts
+        checks.positive_int(cfg.torch_threads, "torch_threads", example=1)
     task_cls = _task_class(cfg)
     objective = _objective_of(task_cls, cfg)
 
@@ -308,8 +308,7 @@ def with_nonfinite_check(callbacks: Sequence[Callback]) -> list[Callback]:
     """The project's observers (which draw weights and values at epoch ends) get the
     guard's check before them (callbacks/nonfinite_check.py); without observers there is
     nothing to protect, and no callback is added."""
-    ours = [c for c in callbacks if type(c).__module__.startswith("objectives.")]
-    return [NonFiniteCheck(), *callbacks] if ours else list(callbacks)
+    return [NonFiniteCheck(), *callbacks] if own_callbacks(callbacks) else list(callbacks)
 
 
 def use_own_model_summary(trainer: L.Trainer) -> None:

@@ -48,6 +48,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, optionally test, log hyper-parameters; returns the final metrics as floats."""
     # deferred: torch and Lightning load here, so `train.py --help` starts in a blink
     import lightning as L
+    import torch
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     from objectives.run.assemble import (
@@ -70,6 +71,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_loggers(cfg)
     trainer = build_trainer(cfg.trainer, instantiate_all(cfg.get("callbacks")), loggers)
     keep_cores_for_torch()
+    if cfg.get("torch_threads") is not None:  # a recipe's choice (the sequence ones: 1)
+        torch.set_num_threads(int(cfg.torch_threads))
     use_job_command_for_children(trainer)
     batch = check_batches(trainer, parts.datamodule)
     ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)

@@ -135,29 +135,23 @@ class NonFiniteGuard:
     ) -> tuple[str, int, int, Tensor] | None:
         """The earliest pending step whose J is not finite, on any rank (one host read when
         all are finite)."""
+        first = first_non_finite(pending)
         if trainer.world_size > 1:
-            return self._first_bad_of_all_ranks(trainer, pending)
-        totals = torch.stack([values[0] for *_, values in pending])
-        bad = ~torch.isfinite(totals)
-        if not bool(bad.any()):
-            return None
-        return pending[int(bad.nonzero()[0])]
+            return self._earliest_of_all_ranks(trainer, first)
+        return first
 
-    def _first_bad_of_all_ranks(
-        self, trainer: L.Trainer, pending: list[tuple[str, int, int, Tensor]]
+    def _earliest_of_all_ranks(
+        self, trainer: L.Trainer, first: tuple[str, int, int, Tensor] | None
     ) -> tuple[str, int, int, Tensor] | None:
         """Each rank offers its first bad step as one row [found, step, epoch, player,
         values...]; one all-gather, then every rank takes the earliest (lowest rank on a tie)."""
         players = list(self.names)
         width = max(len(n) for n in self.names.values())
         row = torch.zeros(4 + width, device=trainer.strategy.root_device)
-        if pending:
-            totals = torch.stack([values[0] for *_, values in pending])
-            bad = ~torch.isfinite(totals)
-            if bool(bad.any()):
-                player, step, epoch, values = pending[int(bad.nonzero()[0])]
-                row[:4] = torch.tensor([1.0, step, epoch, players.index(player)])
-                row[4 : 4 + len(values)] = values.to(row)
+        if first is not None:
+            player, step, epoch, values = first
+            row[:4] = torch.tensor([1.0, step, epoch, players.index(player)])
+            row[4 : 4 + len(values)] = values.to(row)
         rows = trainer.strategy.all_gather(row).reshape(-1, 4 + width).cpu()
         found = [r for r in rows.tolist() if r[0] == 1.0]
         if not found:
@@ -191,6 +185,19 @@ class NonFiniteGuard:
             f"non-finite objective at {where}; {kept}. Lower optimizer.lr, check the data "
             "for NaN, or skip such steps with task.nonfinite=skip"
         )
+
+
+def first_non_finite(
+    pending: list[tuple[str, int, int, Tensor]],
+) -> tuple[str, int, int, Tensor] | None:
+    """The first of the (player, step, epoch, values) entries whose J (values[0]) is not
+    finite; one host read for all of them."""
+    if not pending:
+        return None
+    bad = ~torch.isfinite(torch.stack([values[0] for *_, values in pending]))
+    if not bool(bad.any()):
+        return None
+    return pending[int(bad.nonzero()[0])]
 
 
 def newest_checkpoint(trainer: L.Trainer) -> str | None:

@@ -53,11 +53,9 @@ class PCGrad(WeightingPolicy):
         self.parameters_read: list[nn.Parameter] = []  # a plain list: the network owns them
 
     def attach(self, objective: Objective) -> PCGrad:
-        super().attach(objective)
+        super().attach(objective)  # the terms asked for, by default every loss
+        self.projected = self.weighs
         self.weighs = []  # the weights stay as configured: only the directions change
-        self.projected = list(self.requested or [
-            t.name for t in objective.terms if t.kind != "regularizer"
-        ])  # fmt: skip
         return self
 
     def bind(self, network: nn.Module) -> None:

@@ -4,8 +4,13 @@ family: the final weights must be equal, or the run must stop before training.
 `data.batch_size` is per device: 2 processes of batch b step on exactly the rows one process
 reads with batch 2b (InMemoryBatches), DDP averages their gradients, and the GAN draws each
 process's share of the global batch's noise (GANModule._training_noise). Anything a rank
-does on its own (dropout masks) is switched off here; the contrastive task has its own test
-(tests/test_contrastive_ddp.py).
+does on its own (dropout masks, augmentations) is switched off here.
+
+The contrastive recipe takes one plain SGD step with lr 1 (no momentum), so its weights are
+w0 − ∇J: equal weights mean the two processes' averaged gradient is the single process's
+gradient on the 64 digits, i.e. each process contrasts against the global batch (all 126
+negatives, not its own 62) and no world-size factor is left. Adam would hide a factor: its
+first step moves every weight by ±lr whatever the gradient's scale.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ FAMILIES = {
     "seed_mlp": (["experiment=seed_mlp", "trainer.max_epochs=20"], 700),
     "classification": (["experiment=digits_cnn", "model.dropout=0.0", "trainer.max_epochs=2",
                         "++trainer.limit_train_batches=4", "++trainer.limit_val_batches=1"], 64),
+    "contrastive": (["experiment=digits_simclr", "augment=none", "optimizer=sgd",
+                     "optimizer.lr=1.0", "optimizer.momentum=0.0", "data.shuffle=false",
+                     "trainer.max_steps=1", "++trainer.limit_val_batches=1"], 64),
     "gan": (["experiment=ring_gan", "trainer.max_epochs=2", "++trainer.limit_train_batches=4",
              "task.eval_samples=64"], 256),
 }  # fmt: skip

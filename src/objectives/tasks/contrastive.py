@@ -19,7 +19,8 @@ gradients (`all_gather(sync_grads=True)`), so every process contrasts its rows a
 global batch and computes the same global loss; the gather's backward sums each row's
 gradient over the processes (world size × the gradient) and DDP's average divides it back,
 so the parameter gradient is exactly the single-process gradient on the global batch
-(tests/test_contrastive_ddp.py). Validation and test use each process's own batches.
+(tests/test_ddp_equivalence.py, family "contrastive"). Validation and test use each
+process's own batches.
 """
 
 from __future__ import annotations

@@ -245,6 +245,60 @@ def test_total_batch_idx_counts_batches_across_epochs(fitted: SimpleNamespace) -
         assert fitted.module.total_batch_idx == list(range(EPOCHS * BATCHES))
 
 
+class EpochStepProbe(L.LightningModule):
+    """Logs a training epoch value through Lightning and records our step for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(2, 1)
+        self.ours: list[int] = []
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self.layer(batch[0]).pow(2).mean()
+
+    def on_train_epoch_end(self) -> None:
+        from objectives.tasks.recorder import train_epoch_step
+
+        self.ours.append(train_epoch_step(self.trainer))
+        self.log("x", 1.0, on_epoch=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class StepsOf(L.pytorch.loggers.Logger):
+    """A logger that keeps the step of each `x` it is given."""
+
+    name, version = "steps", 0
+    steps: list[int]
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        if "x" in metrics:
+            self.steps.append(step)
+
+
+def test_training_epoch_values_are_logged_at_the_last_stepped_batch(tmp_path: Path) -> None:
+    with relied_on(
+        "lightning",
+        "`trainer.fit_loop.epoch_loop._batches_that_stepped` − 1 as the step of a training "
+        "epoch's logged values",
+        "src/objectives/tasks/recorder.py (train_epoch_step)",
+    ):
+        logger = StepsOf()
+        logger.steps = []
+        module = EpochStepProbe()
+        trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=logger,
+                            accumulate_grad_batches=2, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False,
+                            default_root_dir=tmp_path)  # fmt: skip
+        data = DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)  # 2 steps an epoch
+        trainer.fit(module, train_dataloaders=data)
+        assert logger.steps == module.ours == [1, 3]
+
+
 def test_ddp_kwargs_hold_find_unused_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
     with relied_on(
         "lightning",

@@ -73,22 +73,62 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(
     assert [p.name for p in (killed_logs / "train" / "runs").iterdir()] == [run.name]
 
     train(compose_cfg(*RUN, *QUIET, fast=False))  # the uninterrupted run, same seed
-    whole = state_of(tmp_path / "checkpoints" / "last.ckpt")
+    assert_resumed_as_uninterrupted(run, tmp_path, last_epoch=29)
+
+
+def assert_resumed_as_uninterrupted(run: Path, whole_run: Path, last_epoch: int) -> None:
+    """The resumed `run` ends with the weights of the uninterrupted `whole_run`, and its one
+    TensorBoard log reads as if never interrupted: each epoch once, the same values."""
+    whole = state_of(whole_run / "checkpoints" / "last.ckpt")
     again = state_of(run / "checkpoints" / "last.ckpt")
-    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 29
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == last_epoch
     assert whole.keys() == again.keys()
     for name in whole:
         torch.testing.assert_close(again[name], whole[name], rtol=0, atol=1e-6)
 
-    # one TensorBoard log that reads as if never interrupted: each epoch once, same values
     interrupted, uninterrupted = (
         read_scalars(run / "tensorboard"),
-        read_scalars(tmp_path / "tensorboard"),
+        read_scalars(whole_run / "tensorboard"),
     )
     for tag in ("train_epoch/objective", "val/objective", "train/objective"):
         assert [s for s, _ in interrupted[tag]] == [s for s, _ in uninterrupted[tag]], tag
         for (_, a), (_, b) in zip(interrupted[tag], uninterrupted[tag], strict=True):
             assert a == pytest.approx(b, rel=1e-6, abs=1e-9), tag
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("switch", "hook", "batch"),
+    [
+        # just after last.ckpt of a validated epoch is written, before Lightning would
+        # write that epoch's train means (they used to be lost: the resume starts after it)
+        ("KillAfterCheckpoints", "on_train_epoch_end", 0),
+        # after validation, before the checkpoints; and in the middle of the next epoch
+        ("KillSwitch", "on_validation_end", 0),
+        ("KillSwitch", "on_train_batch_end", 2),
+    ],
+)
+def test_a_run_killed_at_each_moment_of_an_epoch_resumes_without_a_gap(
+    compose_cfg, tmp_path: Path, switch: str, hook: str, batch: int
+) -> None:
+    short = [*RUN, "trainer.max_epochs=6"]
+    killed_logs = tmp_path / "killed"
+    killed = subprocess.run(
+        [sys.executable, "train.py", *short, *QUIET, f"paths.log_dir={killed_logs}",
+         f"+callbacks.kill._target_=tests.kill_switch.{switch}", f"+callbacks.kill.hook={hook}",
+         "+callbacks.kill.epoch=3", f"+callbacks.kill.batch={batch}",
+         f"+callbacks.kill.once_file={tmp_path / 'killed_once'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = subprocess.run(
+        [sys.executable, "train.py", "ckpt_path=last", f"paths.log_dir={killed_logs}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run,) = (killed_logs / "train" / "runs").iterdir()
+    train(compose_cfg(*short, *QUIET, fast=False))
+    assert_resumed_as_uninterrupted(run, tmp_path, last_epoch=5)
 
 
 def test_resume_finds_the_run_of_a_checkpoint_and_the_newest_run(tmp_path: Path) -> None:

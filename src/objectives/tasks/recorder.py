@@ -8,6 +8,12 @@ starts an asynchronous copy to the host that reaches the loggers a logging inter
 and go, with the task's torchmetrics, through `self.log`. Tensor-valued metrics (a
 confusion matrix) are kept in `figures` for a callback to draw (callbacks/metric_figures.py).
 
+The training epoch's values are written to the loggers here, at the module's
+`on_train_epoch_end`, not by Lightning: Lightning writes them only after the checkpoint
+callbacks, which save last.ckpt in that same hook once an epoch is validated; a run killed
+in between resumed from a checkpoint whose epoch never reached the log. They still go
+through `self.log` (logger=False) for the progress bar, early stopping and checkpoints.
+
 Values are kept per objective: one, named "", for most tasks; one a player for tasks with
 several (GAN: `gen`, `disc`), whose tags carry the player (`train/disc/objective`).
 """
@@ -102,7 +108,8 @@ class ObjectiveRecorder:
         for player in self.names:
             values.update(self._epoch_values(module, stage, player))
         if stage == "train" and self.guard.policy == "skip":
-            module.log(SKIPPED_STEPS, float(self.guard.skipped), sync_dist=True)
+            # the same on every process (the skip decision is shared)
+            values[SKIPPED_STEPS] = float(self.guard.skipped)
             self.guard.skipped = 0
         if metrics:
             for name, value in metrics.compute().items():
@@ -113,12 +120,16 @@ class ObjectiveRecorder:
             metrics.reset()
         if not values:
             return
+        to_loggers = None  # Lightning's default: to the loggers, if there are any
+        if stage == "train":
+            write_train_epoch(module, values)
+            to_loggers = False
         # already reduced across processes (TermMeans, torchmetrics): no second sync here
         objective_tag = self.tags[(stage, next(iter(self.names)))][0]
         if objective_tag in values:
             module.log(objective_tag, values.pop(objective_tag), prog_bar=stage == "val",
-                       sync_dist=False)  # fmt: skip
-        module.log_dict(values, on_step=False, on_epoch=True, sync_dist=False)
+                       sync_dist=False, logger=to_loggers)  # fmt: skip
+        module.log_dict(values, on_step=False, on_epoch=True, sync_dist=False, logger=to_loggers)
 
     def _epoch_values(self, module: L.LightningModule, stage: str, player: str) -> dict:
         """One objective's epoch means, reduced across processes (every rank joins)."""
@@ -140,3 +151,22 @@ class ObjectiveRecorder:
         """Write every pending per-step value now (end of training, checkpoints)."""
         for values in [*self.step_values.values(), *self.weight_values.values()]:
             values.flush(loggers)
+
+
+def train_epoch_step(trainer: L.Trainer) -> int:
+    """The step Lightning gives a training epoch's logged values: its last batch that
+    stepped (`fit_loop.on_advance_end` lowers `_batches_that_stepped` by one to log them)."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped - 1
+
+
+def write_train_epoch(module: L.LightningModule, values: Mapping[str, Any]) -> None:
+    """The training epoch's values to the loggers now, as Lightning would write them later
+    (same step, with `epoch`), so the checkpoint saved after this hook has them on disk."""
+    trainer = module.trainer
+    if not module.loggers or not trainer.is_global_zero:
+        return
+    metrics = {**values, "epoch": trainer.current_epoch}
+    step = train_epoch_step(trainer)
+    for logger in module.loggers:
+        logger.log_metrics(metrics, step=step)
+        logger.save()

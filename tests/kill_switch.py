@@ -15,8 +15,8 @@ class KillSwitch(L.Callback):
     (and, for batch hooks, batch `batch`). `once_file` is created just before: the resumed
     run, which gets this callback back with the run's saved overrides, then goes on.
 
-    `on_train_epoch_end` is the moment between an epoch's checkpoints (written when its
-    validation ends) and its train means (which Lightning logs after this hook)."""
+    As a plain callback, its `on_train_epoch_end` runs before the module's hook and before
+    the checkpoints; `KillAfterCheckpoints` kills after them."""
 
     def __init__(self, hook: str, epoch: int, once_file: str, batch: int = 0) -> None:
         self.hook, self.epoch, self.batch, self.once_file = hook, epoch, batch, Path(once_file)
@@ -27,14 +27,8 @@ class KillSwitch(L.Callback):
             self.once_file.touch()
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self._maybe_kill("on_train_epoch_start", trainer)
-
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._maybe_kill("on_train_batch_end", trainer, batch_idx)
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self._maybe_kill("on_validation_start", trainer)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         self._maybe_kill("on_validation_end", trainer)

@@ -174,7 +174,8 @@ def test_saved_overrides_come_first_and_typed_ones_win(tmp_path: Path) -> None:
     )
     config = REPO / "configs"
     argv = ["train.py", "ckpt_path=last", f"paths.log_dir={tmp_path}", "trainer.max_epochs=9"]
-    assert with_saved_overrides(argv, config) == ["train.py", "model=mlp", *argv[1:]]
+    chosen = f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"  # `last`, as the run it names
+    assert with_saved_overrides(argv, config) == ["train.py", "model=mlp", chosen, *argv[2:]]
     plain = ["train.py", "loss=mae"]
     assert with_saved_overrides(plain, config) == plain
 

@@ -17,10 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from objectives.errors import USER_ERRORS, ConfigError, unwrap_config_error
 from objectives.refusals import SettingRefused
-from objectives.run.config import group_options, missing_value_error
+from objectives.run.config import config_dir, group_options, missing_value_error
 from objectives.run.distributed import SharedRunFolderError, rank_suffix, run_stamp
-from objectives.run.overrides import check_command_line
+from objectives.run.overrides import check_command_line, flags_first
 from objectives.run.resume import run_folder
+from objectives.run.run_folder import note_folder
 
 T = TypeVar("T")
 
@@ -57,6 +58,7 @@ def start(hydra_main: Callable[[], T], groups: Sequence[str] | None = None) -> T
     `groups`: the groups to check, default every folder of configs/), a required root key
     left unset (see overrides.py) and a launch whose processes could not share one run
     folder."""
+    sys.argv = [sys.argv[0], *flags_first(sys.argv[1:])]
     try:
         check_command_line(sys.argv[1:], _config_name(hydra_main), groups)
     except ConfigError as err:
@@ -84,6 +86,8 @@ def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
     value left unset, a value a library refused) printed as one `error: ...` line and exit
     status 1; `HYDRA_FULL_ERROR=1` shows the traceback instead."""
     quiet_irrelevant_warnings()
+    if HydraConfig.initialized():
+        note_folder(HydraConfig.get().runtime.output_dir)
     try:
         return job(cfg)
     except Exception as err:
@@ -107,6 +111,23 @@ def mentioned(key: str, value: str, reason: str) -> bool:
     return len(value) > 2 and not number and value.lower() in words
 
 
+def option_named(group: str, override: str, reason: str) -> bool:
+    """Whether a group option's own file (`configs/trainer/gpu.yaml`) sets a key or a value
+    that a library's reason names."""
+    path = config_dir() / group / f"{override.split('=', 1)[-1]}.yaml"
+    if "/" in group or not path.is_file():
+        return False
+    try:
+        node = OmegaConf.load(path)
+    except Exception:  # an unreadable option is Hydra's to report
+        return False
+    return any(
+        mentioned(str(k), str(v), reason)
+        for k, v in node.items_ex(resolve=False)
+        if k != "defaults" and not OmegaConf.is_config(v)
+    )
+
+
 def refusal_message(refusal: SettingRefused) -> str:
     """`loss.huber.fn.delta=-1 is refused by torch: ...`: the overrides typed for the refused
     setting's config key (those the reason names, when it names some), when a Hydra run
@@ -115,9 +136,12 @@ def refusal_message(refusal: SettingRefused) -> str:
     key = refusal.key
     under = [(o, k) for o in typed if (k := o.split("=", 1)[0].lstrip("+~")) == key
              or k.startswith(key + ".")]  # fmt: skip
-    settings = [(o, k) for o, k in under if k != key] or under  # not the option's choice
+    settings = [(o, k) for o, k in under if k != key]
     named = [o for o, k in settings if mentioned(k, o.split("=", 1)[-1], refusal.reason)]
-    chosen = named or [o for o, _ in settings]
+    # else the group's option when its file sets what the reason names (`trainer=gpu
+    # trainer.max_epochs=1` on a CPU: gpu.yaml's `accelerator: gpu`, not max_epochs)
+    options = [o for o, k in under if k == key and option_named(k, o, refusal.reason)]
+    chosen = named or options or [o for o, _ in settings] or [o for o, _ in under]
     if not chosen:
         return str(refusal)
     by = f" by {refusal.library}" if refusal.library else ""

@@ -47,6 +47,7 @@ def check_command_line(
     if args is None:
         return
     overrides = list(args.overrides or [])
+    check_grammar(overrides)
     if any(arg.startswith(OTHER_CONFIG_SOURCES) for arg in [*argv, *overrides]):
         return
     parsed = [p for p in map(parse_override, overrides) if p is not None]
@@ -97,20 +98,72 @@ def keys_of(config_name: str, overrides: Sequence[str], node: str) -> list[str]:
     return sorted(str(k) for k in value) if OmegaConf.is_dict(value) else []
 
 
-def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
-    """Hydra's reading of a command line (`overrides`, `config_name`, ...), or None when it
-    does not parse (Hydra then reports it)."""
+def _parser_of_flags() -> argparse.ArgumentParser:
     parser = get_args_parser()
 
     def refuse(message: str) -> None:  # instead of printing usage and exiting
         raise ValueError(message)
 
     parser.error = refuse  # type: ignore[method-assign]
+    return parser
+
+
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace | None:
+    """Hydra's reading of a command line (`overrides`, `config_name`, ...), or None when it
+    does not parse (Hydra then reports it)."""
     try:
-        args, _ = parser.parse_known_args(list(argv))
+        args, _ = _parser_of_flags().parse_known_args(list(argv))
     except (ValueError, SystemExit):
         return None
     return args
+
+
+def flags_first(argv: Sequence[str]) -> list[str]:
+    """`argv` with Hydra's flags before the overrides. argparse reads the overrides as one
+    positional list, so an override after a flag (`loss=mse,mae -m trainer.max_epochs=1`)
+    is refused as an "unrecognized argument"; the shell user meant the same command either
+    way. A command line argparse cannot read at all is returned as it is (Hydra reports it)."""
+    argv = list(argv)
+    try:
+        args = _parser_of_flags().parse_intermixed_args(argv)
+    except (ValueError, SystemExit, TypeError):
+        return argv
+    overrides = list(args.overrides or [])
+    rest = list(argv)
+    for override in overrides:
+        rest.remove(override)
+    return [*rest, *overrides]
+
+
+def grammar_error(override: str, reason: str, before: str | None) -> ConfigError:
+    """One line for an override Hydra's grammar cannot read, with the likely fix."""
+    reason = reason.strip().splitlines()[0] if reason.strip() else "it does not parse"
+    if "missing EQUAL" in reason:
+        if before is not None and "=" in before:
+            return ConfigError(
+                f"{override!r} is not a key=value override; if it is the rest of the value "
+                f'before it (a space in a path), quote the whole override: "{before} {override}"'
+            )
+        return ConfigError(
+            f"{override!r} is not a key=value override; write key=value, e.g. loss=huber"
+        )
+    return ConfigError(
+        f"cannot read the override {override!r}: {reason} (Hydra's override grammar); check "
+        "its brackets, commas and quotes, and quote a value with spaces or special "
+        "characters: key='a value'"
+    )
+
+
+def check_grammar(overrides: Sequence[str]) -> None:
+    """Refuse, in one line, the first override Hydra's grammar cannot read (Hydra prints its
+    parser's traceback for it)."""
+    before = None
+    for override in overrides:
+        try:
+            _parser().parse_override(override)
+        except Exception as err:
+            raise grammar_error(override, str(err), before) from None
+        before = override
 
 
 @functools.cache

@@ -22,7 +22,9 @@ from objectives.refusals import refused
 from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.config import config_dir
 from objectives.run.console import route_lightning_logs
-from objectives.run.resume import with_saved_overrides
+from objectives.run.overrides import flags_first
+from objectives.run.resume import resumed_by, with_saved_overrides
+from objectives.run.run_folder import kept_only_if_trained
 from objectives.run.sweeps import record_job
 from objectives.run.sweeps.job_record import in_multirun
 
@@ -58,25 +60,33 @@ def train(cfg: DictConfig) -> dict[str, float]:
         instantiate_loggers,
     )
     from objectives.run.blas_threads import keep_cores_for_torch
+    from objectives.run.checkpoints import load_checkpoint
     from objectives.run.distributed import use_job_command_for_children
     from objectives.run.hparams import hparams_of, log_hparams
-    from objectives.run.resume import checkpoint_file, checkpoint_step, purge_after
+    from objectives.run.resume import check_fits, checkpoint_file, purge_after
     from objectives.run.steps import check_batches, check_steps_made
+    from objectives.run.training_started import TrainingStarted
 
     route_lightning_logs()
     if cfg.get("seed") is not None:
         with refused("seed"):
             L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = assemble(cfg)
+    ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)
+    start_step = 0
+    if ckpt_path is not None:  # checked before a logger or the Trainer writes anything
+        checkpoint = load_checkpoint(ckpt_path)
+        check_fits(ckpt_path, checkpoint, parts.module.run_config, parts.module)
+        start_step = int(checkpoint["global_step"])
+        del checkpoint
     loggers = instantiate_loggers(cfg)
-    trainer = build_trainer(cfg.trainer, instantiate_all(cfg.get("callbacks")), loggers)
+    callbacks = [*instantiate_all(cfg.get("callbacks")), TrainingStarted()]
+    trainer = build_trainer(cfg.trainer, callbacks, loggers)
     keep_cores_for_torch()
     if cfg.get("torch_threads") is not None:  # a recipe's choice (the sequence ones: 1)
         torch.set_num_threads(int(cfg.torch_threads))
     use_job_command_for_children(trainer)
     batch = check_batches(trainer, parts.datamodule)
-    ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)
-    start_step = checkpoint_step(ckpt_path) if ckpt_path is not None else 0
     if ckpt_path is not None:
         purge_after(loggers, start_step)
     if batch and rank_zero_only.rank == 0:  # the Trainer knows its rank only once fitting
@@ -155,11 +165,16 @@ def main() -> float | None:
     if wants_help(sys.argv):
         print(usage("train", GROUPS, KEYS))
         return None
+    argv = [sys.argv[0], *flags_first(sys.argv[1:])]
     try:
-        sys.argv = with_saved_overrides(sys.argv, config_dir())
+        resumed = resumed_by(argv, config_dir())
+        sys.argv = with_saved_overrides(argv, config_dir(), resumed)
     except ConfigError as err:
         sys.exit(f"error: {err}")
-    return start(hydra_main)
+    if "-m" in sys.argv or "--multirun" in sys.argv:  # a sweep keeps each job's record
+        return start(hydra_main)
+    with kept_only_if_trained(resumed):
+        return start(hydra_main)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""A command that fails leaves no trace in the runs it did not train.
+
+Hydra writes a run's folder (`.hydra/config.yaml`, `overrides.yaml`, the log file) before
+the job starts, so a refused config used to leave a folder of its own, and a refused
+resume rewrote the settings of the run it tried to resume, which then could never be
+resumed again. `kept_only_if_trained` wraps a single run's command:
+
+- a new run folder is removed when the command fails before training starts (a refused
+  config, a checkpoint that does not fit, a signal before the first batch);
+- a resumed run's folder gets back exactly what it held when it does: the `.hydra/`
+  files and the log files as they were, and no file the command added.
+
+Once training has started (`TrainingStarted`, run/training_started.py) the folder is the
+run's own and is kept, whatever ends the run afterwards. Only the first process of a
+launch tidies up; the others never own the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from objectives.run.distributed import rank_suffix
+
+
+@dataclass
+class RunState:
+    """What the command in progress has done to its run folder."""
+
+    folder: Path | None = None  # set by the job once Hydra has made the folder
+    training_started: bool = False
+
+
+STATE = RunState()
+
+
+def note_folder(folder: str | Path) -> None:
+    STATE.folder = Path(folder)
+
+
+def note_training_started() -> None:
+    STATE.training_started = True
+
+
+@dataclass
+class Snapshot:
+    """The files of a run folder that a resume may touch before training starts."""
+
+    folder: Path
+    files: set[Path] = field(default_factory=set)
+    saved: dict[Path, bytes] = field(default_factory=dict)  # .hydra/*: small, kept whole
+    sizes: dict[Path, int] = field(default_factory=dict)  # logs: appended to, so cut back
+
+    @classmethod
+    def of(cls, folder: Path) -> Snapshot:
+        snapshot = cls(folder)
+        for path in folder.rglob("*"):
+            if path.is_file():
+                snapshot.files.add(path)
+                if path.parent.name == ".hydra":
+                    snapshot.saved[path] = path.read_bytes()
+                elif path.suffix == ".log":
+                    snapshot.sizes[path] = path.stat().st_size
+        return snapshot
+
+    def restore(self) -> None:
+        for path in self.folder.rglob("*"):
+            if path.is_file() and path not in self.files:
+                path.unlink()
+        for path, data in self.saved.items():
+            if not path.is_file() or path.read_bytes() != data:
+                path.write_bytes(data)
+        for path, size in self.sizes.items():
+            if path.is_file() and path.stat().st_size != size:
+                with path.open("r+b") as file:
+                    file.truncate(size)
+        for path in sorted(self.folder.rglob("*"), reverse=True):  # folders the command made
+            if path.is_dir() and not any(path.iterdir()) and not _had_files_under(path, self):
+                path.rmdir()
+
+
+def _had_files_under(folder: Path, snapshot: Snapshot) -> bool:
+    return any(folder in f.parents for f in snapshot.files)
+
+
+def remove_new_folder(folder: Path, levels: int = 3) -> None:
+    """Remove a refused run's folder, then the parents it leaves empty (`runs/`,
+    `<task_name>/`, the log folder), at most `levels` of them."""
+    shutil.rmtree(folder, ignore_errors=True)
+    parent = folder.parent
+    for _ in range(levels):
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+        parent = parent.parent
+
+
+def _failed(err: BaseException | None) -> bool:
+    if err is None:
+        return False
+    if isinstance(err, SystemExit):
+        return err.code not in (0, None)
+    return True
+
+
+@contextlib.contextmanager
+def kept_only_if_trained(resumed: Path | None) -> Iterator[None]:
+    """Run a single run's command; if it fails before training starts, undo what it wrote
+    in its run folder (`resumed`: the folder of the run it resumes, or None for a new one)."""
+    STATE.folder, STATE.training_started = None, False
+    snapshot = Snapshot.of(resumed) if resumed is not None and resumed.is_dir() else None
+    error: BaseException | None = None
+    try:
+        yield
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        if _failed(error) and not STATE.training_started and not rank_suffix():
+            if snapshot is not None:
+                snapshot.restore()
+            elif STATE.folder is not None and STATE.folder.is_dir():
+                remove_new_folder(STATE.folder)

@@ -158,8 +158,13 @@ def test_grad_ratio_refuses_a_probe_that_is_not_a_parameter():
     objective = Objective(two_outputs(), weighting=GradRatio("mse_b", "mse_a", layer="9.weight"))
     with pytest.raises(ConfigError, match=r"weighting.layer=9.weight is not a trainable parameter"):
         objective.bind(network())
-    with pytest.raises(ConfigError, match=r"weighting\.terms names mse_c"):
+    # the key named is grad_ratio's own (it has no `weighting.terms`)
+    with pytest.raises(
+        ConfigError, match=r"^weighting\.term=mse_c is not a term .*weighting\.term=mse_a$"
+    ):
         Objective(two_outputs(), weighting=GradRatio("mse_c", "mse_a"))
+    with pytest.raises(ConfigError, match=r"^weighting\.reference=mse_d is not a term"):
+        Objective(two_outputs(), weighting=GradRatio("mse_b", "mse_d"))
     with pytest.raises(ConfigError, match=r"weighting\.eps_mode must be"):
         GradRatio("mse_b", "mse_a", eps_mode="both")
 

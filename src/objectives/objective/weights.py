@@ -175,10 +175,10 @@ SCHEDULES: dict[str, type[Weight]] = {
 }
 
 
-def schedule_from_config(settings: Mapping, owner: str) -> Weight:
+def schedule_from_config(settings: Mapping, owner: str, key: str | None = None) -> Weight:
     """`{schedule: cosine, start: 1, end: 0, steps: 100}` as a `Cosine`; a missing or unknown
-    argument is one line naming `{owner}.weight.<argument>`."""
-    key = f"{owner}.weight"
+    argument is one line naming `{key}.<argument>` (`key`: default `{owner}.weight`)."""
+    key = key or f"{owner}.weight"
     name = settings.get("schedule")
     if name not in SCHEDULES:
         raise ConfigError(
@@ -207,28 +207,31 @@ def schedule_from_config(settings: Mapping, owner: str) -> Weight:
     return cls(**arguments, key=key)
 
 
-def as_weight(value: object, owner: str) -> Weight:
+def as_weight(value: object, owner: str, key: str | None = None) -> Weight:
     """Turn a config value into a weight, refusing anything that is not a finite number ≥ 0
     (or a schedule whose values are).
 
-    `owner` names the config key (e.g. `regularizer.l2`) so the message says what to fix.
+    `owner` names the term's config node (e.g. `regularizer.l2`) and `key` the value's own
+    key (default `{owner}.weight`; a KL's capacity is `loss.kl.capacity`), so the message
+    says what to fix with a key that exists.
     """
+    key = key or f"{owner}.weight"
+    what = key.rsplit(".", 1)[-1]
     if isinstance(value, Weight):
         weight = value
     elif isinstance(value, Real) and not isinstance(value, bool):
         weight = Constant(float(value))
     elif isinstance(value, Mapping):
-        weight = schedule_from_config(value, owner)
+        weight = schedule_from_config(value, owner, key)
     else:
         raise ConfigError(
-            f"{owner}: weight must be a number ≥ 0, got {value!r}; set it with "
-            f"{owner}.weight=0.001 (or a schedule: "
-            f"{owner}.weight={{schedule:linear,start:0,end:1,steps:1000}})"
+            f"{owner}: {what} must be a number ≥ 0, got {value!r}; set it with "
+            f"{key}=0.001 (or a schedule: {key}={{schedule:linear,start:0,end:1,steps:1000}})"
         )
     for v in weight.values():
         if not math.isfinite(v) or v < 0:
             raise ConfigError(
-                f"{owner}: weight must be a finite number ≥ 0, got {v:g}; "
-                f"set it with {owner}.weight=0.001 (or drop the term)"
+                f"{owner}: {what} must be a finite number ≥ 0, got {v:g}; "
+                f"set it with {key}=0.001" + (" (or drop the term)" if what == "weight" else "")
             )
     return weight

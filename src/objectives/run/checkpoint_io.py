@@ -6,7 +6,8 @@ tmpfs /tmp, a cluster's scratch), the final move is a copy into the target path,
 kill during the copy leaves a half-written checkpoint under the real name. Here the
 temporary file sits beside the target, is flushed to disk, and replaces it with one
 atomic rename: a reader (or a resumed run) sees the old file or the new one, never a
-partial one.
+partial one. A write that fails (a full disk) is one line naming the file and the free
+space, and the old file stays.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from objectives.run.run_folder import storage_error
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """`TorchCheckpointIO` whose local saves go to a temporary name and are renamed."""
@@ -30,14 +33,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        except OSError as err:
+            raise storage_error(err, target) from err
         try:
             with os.fdopen(handle, "wb") as file:
                 torch.save(checkpoint, file)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, target)
-        except BaseException:
+        except BaseException as err:
             Path(temporary).unlink(missing_ok=True)
+            if isinstance(err, OSError):  # a full disk, a quota, a folder gone read-only
+                raise storage_error(err, target) from err
             raise

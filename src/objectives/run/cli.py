@@ -61,6 +61,8 @@ def start(hydra_main: Callable[[], T], groups: Sequence[str] | None = None) -> T
     sys.argv = [sys.argv[0], *flags_first(sys.argv[1:])]
     try:
         check_command_line(sys.argv[1:], _config_name(hydra_main), groups)
+        if not any(arg.startswith("hydra.run.dir=") for arg in sys.argv[1:]):
+            check_log_dir(typed_log_dir(sys.argv[1:]))
     except ConfigError as err:
         sys.exit(f"error: {err}")
     register_resolvers()
@@ -70,6 +72,14 @@ def start(hydra_main: Callable[[], T], groups: Sequence[str] | None = None) -> T
         except SharedRunFolderError as err:
             sys.exit(f"error: {err}")
     return hydra_main()
+
+
+def typed_log_dir(argv: Sequence[str]) -> str:
+    """`paths.log_dir` as typed (the last one wins), else configs/paths/default.yaml's."""
+    typed = [a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("paths.log_dir=")]
+    if typed:
+        return typed[-1]
+    return str(OmegaConf.load(config_dir() / "paths" / "default.yaml").log_dir)
 
 
 def _config_name(hydra_main: Callable) -> str | None:
@@ -90,6 +100,10 @@ def run_job(job: Callable[[DictConfig], T], cfg: DictConfig) -> T:
         note_folder(HydraConfig.get().runtime.output_dir)
     try:
         return job(cfg)
+    except Preempted as stop:  # a signal: 128 + its number, one line from the first process
+        if not rank_suffix():
+            print(f"error: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_status)
     except Exception as err:
         cause = unwrap_config_error(err)
         if not isinstance(cause, USER_ERRORS):

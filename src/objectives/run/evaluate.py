@@ -19,6 +19,7 @@ from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.closing import metrics_line, objective_line
 from objectives.run.config import config_dir
 from objectives.run.console import route_lightning_logs
+from objectives.run.run_folder import kept_only_if_trained, note_training_started
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     # deferred: torch and Lightning load here, so `eval.py --help` starts in a blink
     from objectives.run.assemble import assemble, build_trainer, instantiate_loggers
     from objectives.run.blas_threads import keep_cores_for_torch
+    from objectives.run.resume import check_fits
 
     route_lightning_logs()
     checkpoint = load_checkpoint(cfg.ckpt_path)
@@ -34,9 +36,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("data"):
         run_cfg.data = OmegaConf.merge(run_cfg.data, cfg.data)
     parts = assemble(run_cfg)
+    check_fits(cfg.ckpt_path, checkpoint, parts.module.run_config, parts.module,
+               fix="leave out the data overrides that change its sizes")  # fmt: skip
     parts.module.load_state_dict(checkpoint["state_dict"])
     trainer = build_trainer(cfg.trainer, loggers=instantiate_loggers(cfg))
     keep_cores_for_torch()
+    note_training_started()  # the checkpoint fits: from here on the folder is the run's
     # the figures are shown once, below, not in Lightning's table too
     results = trainer.test(parts.module, datamodule=parts.datamodule, verbose=False)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
@@ -62,11 +67,19 @@ KEYS = {
 }
 
 
+def with_data_overrides_added(argv: list[str]) -> list[str]:
+    """`data.batch_size=8` as `+data.batch_size=8`: eval.yaml's `data` is empty until the
+    checkpoint's data config is merged in, so every key under it is new to Hydra."""
+    return [f"+{a}" if a.startswith("data.") and "=" in a else a for a in argv]
+
+
 def main() -> None:
     if wants_help(sys.argv):
         print(usage("eval", ["trainer", "logger"], KEYS))
         return
-    start(hydra_main)
+    sys.argv = with_data_overrides_added(sys.argv)
+    with kept_only_if_trained(None):  # a refused evaluation leaves no folder
+        start(hydra_main)
 
 
 if __name__ == "__main__":

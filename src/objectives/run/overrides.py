@@ -48,6 +48,7 @@ def check_command_line(
         return
     overrides = list(args.overrides or [])
     check_grammar(overrides)
+    check_sweeper_counts(overrides)
     if any(arg.startswith(OTHER_CONFIG_SOURCES) for arg in [*argv, *overrides]):
         return
     parsed = [p for p in map(parse_override, overrides) if p is not None]
@@ -152,6 +153,23 @@ def grammar_error(override: str, reason: str, before: str | None) -> ConfigError
         "its brackets, commas and quotes, and quote a value with spaces or special "
         "characters: key='a value'"
     )
+
+
+# the sweeper's counts Hydra passes on unchecked (Optuna with 0 trials ends in a traceback:
+# "No trials are completed yet")
+SWEEPER_COUNTS = ("hydra.sweeper.n_trials", "hydra.sweeper.n_jobs")
+
+
+def check_sweeper_counts(overrides: Sequence[str]) -> None:
+    """Refuse a count of trials or parallel jobs that is not a whole number ≥ 1."""
+    from objectives import checks  # deferred: the foundation's checks, on this path only
+
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if key in SWEEPER_COUNTS:
+            parsed = parse_override(override)
+            number = parsed.value() if parsed is not None else value
+            checks.positive_int(number, key, example=8)
 
 
 def check_grammar(overrides: Sequence[str]) -> None:

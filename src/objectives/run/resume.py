@@ -219,7 +219,19 @@ def checkpoint_step(ckpt_path: str) -> int:
 SHAPING = ("task", "model", "data", "loss", "regularizer", "weighting", "augment")
 
 
-def check_fits(ckpt_path: str, checkpoint: Mapping, run_config: Mapping, module: object) -> None:
+RESUME_FIX = (
+    "resume with the run's own settings (leave these overrides out), or start a new run "
+    "without ckpt_path"
+)
+
+
+def check_fits(
+    ckpt_path: str,
+    checkpoint: Mapping,
+    run_config: Mapping,
+    module: object,
+    fix: str = RESUME_FIX,
+) -> None:
     """Refuse, before anything is written, a checkpoint whose parameters and buffers differ
     in name or shape from those of `module` (built from this command's config), naming the
     config keys that differ between the checkpoint's run and this command."""
@@ -243,8 +255,7 @@ def check_fits(ckpt_path: str, checkpoint: Mapping, run_config: Mapping, module:
     raise ConfigError(
         f"ckpt_path={ckpt_path} does not fit this config ({detail})"
         + (f": {said}" if said else "")
-        + "; resume with the run's own settings (leave these overrides out), or start a new "
-        "run without ckpt_path"
+        + f"; {fix}"
     )
 
 

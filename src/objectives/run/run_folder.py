@@ -18,11 +18,15 @@ launch tidies up; the others never own the folder.
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from objectives.errors import ConfigError
 from objectives.run.distributed import rank_suffix
 
 
@@ -125,3 +129,55 @@ def kept_only_if_trained(resumed: Path | None) -> Iterator[None]:
                 snapshot.restore()
             elif STATE.folder is not None and STATE.folder.is_dir():
                 remove_new_folder(STATE.folder)
+
+
+def check_log_dir(log_dir: str | os.PathLike) -> None:
+    """Refuse, before Hydra makes a run folder in it, a `paths.log_dir` that is a file, lies
+    under one, or sits on a folder this process cannot write to (Hydra's own failure to
+    make the folder is a traceback)."""
+    path = Path(log_dir).expanduser()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    fix = "choose another folder, e.g. paths.log_dir=~/objectives-logs"
+    if not existing.is_dir():
+        where = "is a file" if existing == path else f"lies under {existing}, which is a file"
+        raise ConfigError(f"paths.log_dir={log_dir} {where}, not a folder; {fix}")
+    try:  # a folder made and removed at once: the only test root's permissions cannot fool
+        probe = Path(tempfile.mkdtemp(prefix=".objectives-probe-", dir=existing))
+        probe.rmdir()
+    except OSError as err:
+        reason = "read-only file system" if _read_only_mount(existing) else err.strerror
+        raise ConfigError(
+            f"paths.log_dir={log_dir}: cannot make a folder in {existing} ({reason}); {fix}"
+        ) from None
+
+
+def _read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def storage_error(err: OSError, path: str | os.PathLike) -> ConfigError:
+    """One line for a file the run could not write: a full disk names the free space and
+    the way out; the previous file of that name is intact (checkpoints are renamed in
+    whole, run/checkpoint_io.py)."""
+    target = Path(path)
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = shutil.disk_usage(target.parent).free / 2**20
+            left = f" ({free:.0f} MiB free there)"
+        except OSError:
+            left = ""
+        return ConfigError(
+            f"no space left on the device writing {target}{left}; free some space or move "
+            "the runs with paths.log_dir=<a folder on a larger disk>, then resume with "
+            f"ckpt_path={target.parent / 'last.ckpt'} (the checkpoints already there are whole)"
+        )
+    reason = err.strerror or type(err).__name__
+    return ConfigError(
+        f"cannot write {target} ({reason}); check the folder's permissions and space, or set "
+        "paths.log_dir=<another folder>"
+    )

@@ -25,9 +25,14 @@ class WeightingPolicy(nn.Module):
 
     label: str = "policy"
 
-    def __init__(self, terms: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, terms: Sequence[str] | None = None, keys: Sequence[str] | None = None
+    ) -> None:
+        """`keys`: the config key that names each of `terms` (default `weighting.terms`),
+        for a message that names a key the policy has."""
         super().__init__()
         self.requested = None if terms is None else [str(t) for t in terms]
+        self.keys = list(keys) if keys is not None else None
         self.weighs: list[str] = []
 
     def attach(self, objective: Objective) -> WeightingPolicy:
@@ -38,9 +43,13 @@ class WeightingPolicy(nn.Module):
         else:
             missing = [t for t in self.requested if t not in names]
             if missing:
+                if self.keys is None:
+                    key, example = "weighting.terms", f"[{','.join(names[:2])}]"
+                else:
+                    key, example = self.keys[self.requested.index(missing[0])], names[0]
                 raise ConfigError(
-                    f"weighting.terms names {missing[0]}, which is not a term of the objective "
-                    f"({', '.join(names)}); e.g. weighting.terms=[{','.join(names[:2])}]"
+                    f"{key}={missing[0]} is not a term of the objective "
+                    f"({', '.join(names)}); e.g. {key}={example}"
                 )
             self.weighs = list(self.requested)
         if not self.weighs:

@@ -60,7 +60,7 @@ class GradRatio(WeightingPolicy):
                 f"weighting.term and weighting.reference are both {term}; balance one term "
                 "against another, e.g. weighting.reference=mse"
             )
-        super().__init__([term, reference])
+        super().__init__([term, reference], keys=["weighting.term", "weighting.reference"])
         self.term, self.reference, self.layer = str(term), str(reference), layer
         self.eps = checks.number(eps, "weighting.eps", low=0, low_open=True, example=1e-4)
         self.eps_mode = checks.one_of(eps_mode, "weighting.eps_mode", ("absolute", "relative"))

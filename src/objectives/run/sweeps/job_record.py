@@ -3,7 +3,9 @@
 A failing job must not end a sweep (Hydra's basic sweeper re-raises the first failure
 after the batch, and then no `on_multirun_end` callback runs), so inside a multirun an
 exception, a configuration error or a non-finite objective becomes a recorded failure
-with a one-line reason, and the other jobs go on. The sweep summary reads these files
+with a one-line reason, and the other jobs go on. The console gets that line once; an
+error of the code itself (not a user error) also leaves its traceback in the job's
+`traceback.txt`, which the line names. The sweep summary reads these files
 from disk, so it works the same with any launcher (basic, joblib, submitit).
 
 `job.json` holds: `job` (Hydra's job number), `overrides` (this job's command-line
@@ -19,6 +21,7 @@ import json
 import logging
 import math
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -27,11 +30,12 @@ from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from objectives.errors import unwrap_config_error
+from objectives.errors import USER_ERRORS, unwrap_config_error
 
 log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
+TRACEBACK_FILE = "traceback.txt"
 
 
 def in_multirun() -> bool:
@@ -77,8 +81,12 @@ def record_job(job: Callable[[DictConfig], dict[str, float]], cfg: DictConfig) -
         metrics = job(cfg)
         reason = non_finite_reason(metrics, watched)
     except Exception as err:
-        log.exception("job %s failed", hydra_cfg.job.num)
-        reason = one_line(unwrap_config_error(err))
+        cause = unwrap_config_error(err)
+        reason = one_line(cause)
+        if not isinstance(cause, USER_ERRORS):  # a bug's traceback: in a file, not the console
+            trace = Path(hydra_cfg.runtime.output_dir) / TRACEBACK_FILE
+            trace.write_text("".join(traceback.format_exception(err)))
+            reason = f"{reason} ({type(cause).__name__}; traceback in {trace})"
     if reason:
         log.error("job %s failed: %s", hydra_cfg.job.num, reason)
     if rank_zero_only.rank == 0:

@@ -30,6 +30,7 @@ from objectives.refusals import refused
 from objectives.run.config import check_required, options_that_fit, plain, player_parts
 from objectives.run.null_profiler import NullProfiler
 from objectives.run.sizes import build_model, call_with_dims
+from objectives.run.typed_settings import check_setting_types
 from objectives.tasks import ObjectiveModule
 from objectives.tasks.players import Players
 
@@ -109,6 +110,9 @@ def assemble(cfg: DictConfig) -> Assembled:
         check_trainer(cfg.trainer)
     if cfg.get("torch_threads") is not None:  # applied by train(), not by building the parts
         checks.positive_int(cfg.torch_threads, "torch_threads", example=1)
+    if cfg.get("test") is not None:
+        checks.boolean(cfg.test, "test")
+    check_setting_types(cfg)
     task_cls = _task_class(cfg)
     objective = _objective_of(task_cls, cfg)
 

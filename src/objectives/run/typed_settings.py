@@ -1,0 +1,177 @@
+"""Refuse a setting of the wrong type before anything is built: `data.source.n=abc` where
+the data source takes an integer, `model.hidden=[abc]` where it takes integers.
+
+Every configured object names its callable (`_target_`), and that callable's signature says
+what each argument takes. Hydra passes whatever was typed; the callable then fails deep
+inside with a TypeError (which, raised in the project's own code, reads as a bug and keeps
+its traceback) or, worse, runs on with text where a number belongs. Here each typed value
+is held against the argument's type hint first, and a mismatch is one line naming the key,
+what it takes and an example. Hints this module cannot read (a class of the caller's, a
+callable, `Any`) accept anything: the callable itself stays the judge of values.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import numbers
+import types
+import typing
+from typing import Any
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig
+
+from objectives.errors import ConfigError
+
+# the config groups whose nodes build objects (each may hold nested `_target_` nodes)
+BUILT = ("data", "model", "optimizer", "scheduler", "task", "weighting", "augment", "loss",
+         "regularizer", "callbacks", "logger")  # fmt: skip
+UNKNOWN = object()  # a hint this module does not judge
+
+
+def check_setting_types(cfg: DictConfig) -> None:
+    """Check every `_target_` node under the groups that build objects."""
+    for group in BUILT:
+        node = cfg.get(group) if isinstance(cfg, DictConfig) else None
+        if isinstance(node, DictConfig):
+            _walk(node, group)
+
+
+def _walk(node: DictConfig, key: str) -> None:
+    if "_target_" in node:
+        _check_node(node, key)
+    for child in node:
+        value = node._get_node(child)
+        if isinstance(value, DictConfig):
+            _walk(value, f"{key}.{child}")
+
+
+def _hints_of(target: str) -> dict[str, Any]:
+    try:
+        obj = get_object(target)
+    except Exception:  # an unknown target: instantiating it reports that, in one line
+        return {}
+    function = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # hints that name what only a type checker imports: not judged
+        return {}
+
+
+def _check_node(node: DictConfig, key: str) -> None:
+    hints = _hints_of(str(node._get_node("_target_")._value()))
+    for child in node:
+        name = str(child)
+        if name.startswith("_") or name not in hints:
+            continue
+        raw = node._get_node(child)._value()
+        if isinstance(raw, str) and "${" in raw:  # an interpolation: its source is checked
+            continue
+        try:
+            value = node[child]
+        except Exception:  # resolvable only inside a Hydra run
+            continue
+        if isinstance(value, DictConfig) or value is None:
+            continue
+        if isinstance(value, ListConfig):
+            value = list(value)
+        wanted = _refusal(hints[name], value)
+        if wanted is not None:
+            example = _example(hints[name])
+            raise ConfigError(
+                f"{key}.{name} must be {wanted}, got {_typed(value)}; e.g. {key}.{name}={example}"
+            )
+
+
+def _refusal(hint: object, value: object) -> str | None:
+    """What `hint` takes, in words, when `value` is not of it; None when it is (or when the
+    hint is not one this module judges)."""
+    accepts = _accepts(hint, value)
+    return None if accepts is not False else _words(hint)
+
+
+def _accepts(hint: object, value: object) -> bool | object:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any or hint is object:
+        return True
+    if origin is typing.Literal:
+        return value in args
+    if origin in (typing.Union, types.UnionType):
+        results = [_accepts(arg, value) for arg in args if arg is not type(None)]
+        if any(r is True for r in results):
+            return True
+        return UNKNOWN if any(r is UNKNOWN for r in results) else False
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    sequence = origin or hint
+    if sequence in (list, tuple, collections.abc.Sequence):
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            return False
+        inner = [a for a in args if a is not Ellipsis]
+        if len(inner) == 1 or (sequence is tuple and inner and len(set(inner)) == 1):
+            results = [_accepts(inner[0], v) for v in value]
+            return not any(r is False for r in results)
+        return UNKNOWN
+    return UNKNOWN
+
+
+def _words(hint: object) -> str:
+    origin = typing.get_origin(hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_words(a) for a in args))
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a number"
+    if hint is str:
+        return "text"
+    if (origin or hint) in (list, tuple, collections.abc.Sequence):
+        inner = [a for a in args if a is not Ellipsis]
+        return f"a list of {_plural(_words(inner[0]))}" if inner else "a list"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _plural(words: str) -> str:
+    return {"an integer": "integers", "a number": "numbers", "true or false": "true/false",
+            "text": "texts"}.get(words, words)  # fmt: skip
+
+
+def _example(hint: object) -> str:
+    origin = typing.get_origin(hint)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if origin is typing.Literal:
+        return str(typing.get_args(hint)[0])
+    if origin in (typing.Union, types.UnionType):
+        return _example(args[0]) if args else "null"
+    if hint is bool:
+        return "true"
+    if hint is int:
+        return "1"
+    if hint is float:
+        return "0.1"
+    if (origin or hint) in (list, tuple, collections.abc.Sequence):
+        inner = [a for a in args if a is not Ellipsis]
+        return f"[{_example(inner[0])}]" if inner else "[]"
+    return "<value>"
+
+
+def _typed(value: object) -> str:
+    """A value as it is typed on the command line: `0.001`, `[1,abc]`, `abc`."""
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_typed(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)

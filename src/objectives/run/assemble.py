@@ -169,6 +169,11 @@ def checked_optimizer(factory: Callable, node: DictConfig) -> Callable:
         factory([torch.nn.Parameter(torch.zeros(1))])
     except (TypeError, ValueError) as err:
         raise ConfigError(_optimizer_message(factory, node, err)) from None
+    if node.get("lr") == 0:  # torch accepts it; every step then leaves the weights as they are
+        raise ConfigError(
+            "optimizer.lr=0 never moves a parameter (every step is lr × update); "
+            "e.g. optimizer.lr=0.001"
+        )
     return factory
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from objectives.errors import NoTrainingStep
+from objectives.errors import ConfigError, NoTrainingStep
 
 
 def check_batches(trainer: L.Trainer, datamodule: L.LightningDataModule) -> str | None:
@@ -30,6 +30,19 @@ def check_batches(trainer: L.Trainer, datamodule: L.LightningDataModule) -> str 
         f"Batch: {size} rows a device × {world} device{'s' if world > 1 else ''} × "
         f"{accumulate} accumulated = {size * world * accumulate} rows an optimizer step"
     )
+
+
+def check_test_split(datamodule: L.LightningDataModule, test: bool) -> None:
+    """Refuse, before training, `test=true` on data without a test split: the run would fail
+    only once trained, when its test starts."""
+    split = getattr(datamodule, "split", None)
+    if not test or split is None:
+        return
+    if len(split("test")[0]) == 0:
+        raise ConfigError(
+            "the data has no test split (data.test_fraction=0), but test=true tests the model "
+            "after training; set test=false, or data.test_fraction=0.15"
+        )
 
 
 def check_steps_made(trainer: L.Trainer, start_step: int, updates: int, skipped: int = 0) -> None:

@@ -64,7 +64,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.run.distributed import use_job_command_for_children
     from objectives.run.hparams import hparams_of, log_hparams
     from objectives.run.resume import check_fits, checkpoint_file, purge_after
-    from objectives.run.steps import check_batches, check_steps_made
+    from objectives.run.steps import check_batches, check_steps_made, check_test_split
     from objectives.run.training_started import TrainingStarted
 
     route_lightning_logs()
@@ -72,6 +72,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         with refused("seed"):
             L.seed_everything(cfg.seed, workers=True, verbose=False)
     parts = assemble(cfg)
+    check_test_split(parts.datamodule, bool(cfg.get("test")))
     ckpt_path = checkpoint_file(cfg.get("ckpt_path"), cfg.paths.output_dir)
     start_step = 0
     if ckpt_path is not None:  # checked before a logger or the Trainer writes anything

@@ -26,7 +26,7 @@ from objectives.errors import ConfigError
 
 # the config groups whose nodes build objects (each may hold nested `_target_` nodes)
 BUILT = ("data", "model", "optimizer", "scheduler", "task", "weighting", "augment", "loss",
-         "regularizer", "callbacks", "logger")  # fmt: skip
+         "regularizer", "callbacks", "logger", "trainer")  # fmt: skip
 UNKNOWN = object()  # a hint this module does not judge
 
 
@@ -129,7 +129,8 @@ def _words(hint: object) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(dict.fromkeys(_words(a) for a in args))
+        words = list(dict.fromkeys(_words(a) for a in args))
+        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
     if hint is bool:
         return "true or false"
     if hint is int:

@@ -8,6 +8,7 @@ config is found here, before any training starts.
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -124,7 +125,13 @@ def assemble(cfg: DictConfig) -> Assembled:
         network = build_model(instantiate(cfg.model), task_cls.network_dims(dims, cfg.task))
     with refused("optimizer"):
         optimizer = checked_optimizer(instantiate(cfg.optimizer), cfg.optimizer)
-    scheduler = checked_scheduler(cfg.scheduler) if cfg.get("scheduler") else None
+    horizon = (cfg.get("trainer") or {}).get("max_epochs") or 1
+    horizon = horizon if isinstance(horizon, int) and horizon > 0 else 1
+    lr = (cfg.get("optimizer") or {}).get("lr", 0.1)
+    lr = lr if isinstance(lr, int | float) and math.isfinite(lr) and lr > 0 else 0.1
+    scheduler = (
+        checked_scheduler(cfg.scheduler, horizon, float(lr)) if cfg.get("scheduler") else None
+    )
     with refused("task"):
         module = call_with_dims(
             instantiate(cfg.task, _partial_=True),
@@ -150,16 +157,31 @@ OPTIMIZER_MESSAGES = {
 }
 
 
-def checked_scheduler(node: DictConfig) -> Callable:
+def checked_scheduler(node: DictConfig, horizon: int = 1, lr: float = 0.1) -> Callable:
     """The scheduler factory, once it has accepted its settings on a dummy optimizer: torch
-    checks them only when the module builds it, after the trainer started."""
+    checks them only when the module builds it, after the trainer started. The schedule is
+    stepped `horizon` times (the run's epochs, at most 10,000) from the optimizer's `lr`: a
+    learning rate that turns negative or non-finite on the way (`scheduler.eta_min=-1`) is
+    refused too."""
     with refused("scheduler"):
         factory = instantiate(node)
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
         scheduler = factory(optimizer=optimizer)
-        optimizer.step()
-        scheduler.step()  # some settings fail only here (CosineAnnealingLR with T_max=0)
+        for step in range(1, max(1, min(horizon, 10_000)) + 1):
+            optimizer.step()
+            scheduler.step()  # some settings fail only here (CosineAnnealingLR with T_max=0)
+            lr = optimizer.param_groups[0]["lr"]
+            if not math.isfinite(lr) or lr < 0:
+                raise ConfigError(
+                    f"scheduler: the learning rate becomes {lr:g} at step {step} of "
+                    f"{horizon}; check scheduler.* ({_settings(node)})"
+                )
     return factory
+
+
+def _settings(node: DictConfig) -> str:
+    settings = plain(node).items()
+    return ", ".join(f"{k}={_typed(v)}" for k, v in settings if not str(k).startswith("_"))
 
 
 def checked_optimizer(factory: Callable, node: DictConfig) -> Callable:

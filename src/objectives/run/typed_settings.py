@@ -6,14 +6,17 @@ what each argument takes. Hydra passes whatever was typed; the callable then fai
 inside with a TypeError (which, raised in the project's own code, reads as a bug and keeps
 its traceback) or, worse, runs on with text where a number belongs. Here each typed value
 is held against the argument's type hint first, and a mismatch is one line naming the key,
-what it takes and an example. Hints this module cannot read (a class of the caller's, a
-callable, `Any`) accept anything: the callable itself stays the judge of values.
+what it takes and an example. NaN is no setting of anything: it is refused wherever it is
+typed (`optimizer.momentum=nan`, `scheduler.eta_min=nan`). Hints this module cannot read
+(a class of the caller's, a callable, `Any`) accept anything: the callable itself stays
+the judge of values.
 """
 
 from __future__ import annotations
 
 import collections.abc
 import inspect
+import math
 import numbers
 import types
 import typing
@@ -63,7 +66,7 @@ def _check_node(node: DictConfig, key: str) -> None:
     hints = _hints_of(str(node._get_node("_target_")._value()))
     for child in node:
         name = str(child)
-        if name.startswith("_") or name not in hints:
+        if name.startswith("_"):
             continue
         raw = node._get_node(child)._value()
         if isinstance(raw, str) and "${" in raw:  # an interpolation: its source is checked
@@ -76,12 +79,18 @@ def _check_node(node: DictConfig, key: str) -> None:
             continue
         if isinstance(value, ListConfig):
             value = list(value)
-        wanted = _refusal(hints[name], value)
+        if any(isinstance(v, float) and math.isnan(v) for v in _items(value)):
+            raise ConfigError(f"{key}.{name} is NaN, which no setting takes; give it a number")
+        wanted = _refusal(hints[name], value) if name in hints else None
         if wanted is not None:
             example = _example(hints[name])
             raise ConfigError(
                 f"{key}.{name} must be {wanted}, got {_typed(value)}; e.g. {key}.{name}={example}"
             )
+
+
+def _items(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _refusal(hint: object, value: object) -> str | None:

@@ -629,3 +629,46 @@ def test_model_summary_callbacks_keep_max_depth_and_summarize_columns(
         expected = ["summary_data", "total_parameters", "trainable_parameters", "model_size",
                     "total_training_modes", "total_flops"]  # fmt: skip
         assert list(params)[:6] == expected
+
+
+def test_fit_sigterm_handler_chains_the_one_it_found_and_puts_it_back(tmp_path: Path) -> None:
+    import signal
+
+    from lightning.fabric.plugins.environments import LightningEnvironment
+    from lightning.pytorch.strategies.launchers.subprocess_script import (
+        _SubprocessScriptLauncher,
+    )
+
+    with relied_on(
+        "lightning",
+        "the fit's SIGTERM handler (`_SignalConnector`): registered before `on_train_start`, "
+        "a `_HandlersCompose` whose `signal_handlers` end with the handler it found, which "
+        "is put back after the fit; and `_SubprocessScriptLauncher.procs`",
+        "src/objectives/run/signals.py and run/preemption.py",
+    ):
+
+        def ours(signum: int, frame: object) -> None:
+            pass
+
+        class Look(Callback):
+            def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+                seen.append(signal.getsignal(signal.SIGTERM))
+
+        seen: list[object] = []
+        previous = signal.signal(signal.SIGTERM, ours)
+        try:
+            trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False,
+                                enable_model_summary=False, callbacks=[Look()],
+                                default_root_dir=tmp_path)  # fmt: skip
+            data = DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2)
+            trainer.fit(Probe(), train_dataloaders=data)
+            after = signal.getsignal(signal.SIGTERM)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        (during,) = seen
+        assert during is not ours, "Lightning's handler is not in place at on_train_start"
+        assert during.signal_handlers[-1] is ours, during.signal_handlers
+        assert after is ours
+        launcher = _SubprocessScriptLauncher(LightningEnvironment(), num_processes=2, num_nodes=1)
+        assert launcher.procs == [] and callable(launcher.kill)

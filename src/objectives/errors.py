@@ -1,6 +1,7 @@
 """The exceptions a user sees as one line: what went wrong and how to fix it.
 
-Entry points print them as `error: ...` without a traceback and exit with status 1.
+Entry points print them as `error: ...` without a traceback and exit with status 1; a
+run stopped by a signal (`Preempted`) exits with 128 + the signal's number.
 """
 
 
@@ -17,6 +18,26 @@ class NoTrainingStep(RuntimeError):
 
 
 USER_ERRORS = (ConfigError, NonFiniteObjective, NoTrainingStep)
+
+
+class Preempted(BaseException):
+    """SIGTERM or SIGINT stopped the run (run/signals.py): `signum` says which; the message
+    says where it stopped, what was saved and how to go on. Entry points print it as one
+    `error: ...` line and exit with 128 + signum (143, 130), the status a scheduler reads
+    as "ended by that signal". A BaseException, like KeyboardInterrupt, so that the code
+    turning an Exception into a one-line error or a failed sweep job lets it through."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(int(signum), message)  # both in args: it pickles
+        self.signum = int(signum)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
 
 
 def unwrap_config_error(err: BaseException) -> BaseException:

@@ -15,7 +15,7 @@ from typing import TypeVar
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from objectives.errors import USER_ERRORS, ConfigError, unwrap_config_error
+from objectives.errors import USER_ERRORS, ConfigError, Preempted, unwrap_config_error
 from objectives.refusals import SettingRefused
 from objectives.run.config import config_dir, group_options, missing_value_error
 from objectives.run.distributed import SharedRunFolderError, rank_suffix, run_stamp

@@ -25,6 +25,7 @@ from objectives.run.console import route_lightning_logs
 from objectives.run.overrides import flags_first
 from objectives.run.resume import resumed_by, with_saved_overrides
 from objectives.run.run_folder import kept_only_if_trained
+from objectives.run.signals import stops_on_signals
 from objectives.run.sweeps import record_job
 from objectives.run.sweeps.job_record import in_multirun
 
@@ -46,6 +47,7 @@ def describe_parameters(network: nn.Module, limit: int = 16) -> str | None:
     return ", ".join(parts)
 
 
+@stops_on_signals  # SIGTERM/SIGINT: last.ckpt at a safe point, then Preempted
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, optionally test, log hyper-parameters; returns the final metrics as floats."""
     # deferred: torch and Lightning load here, so `train.py --help` starts in a blink
@@ -63,6 +65,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.run.checkpoints import load_checkpoint
     from objectives.run.distributed import use_job_command_for_children
     from objectives.run.hparams import hparams_of, log_hparams
+    from objectives.run.preemption import stop_at_signals
     from objectives.run.resume import check_fits, checkpoint_file, purge_after
     from objectives.run.steps import check_batches, check_steps_made, check_test_split
     from objectives.run.training_started import TrainingStarted
@@ -83,6 +86,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     loggers = instantiate_loggers(cfg)
     callbacks = [*instantiate_all(cfg.get("callbacks")), TrainingStarted()]
     trainer = build_trainer(cfg.trainer, callbacks, loggers)
+    stop_at_signals(trainer, cfg.paths.output_dir)
     keep_cores_for_torch()
     if cfg.get("torch_threads") is not None:  # a recipe's choice (the sequence ones: 1)
         torch.set_num_threads(int(cfg.torch_threads))

@@ -41,9 +41,16 @@ def check_setting_types(cfg: DictConfig) -> None:
             _walk(node, group)
 
 
+# a term's own settings sit beside its `fn` (configs/regularizer/l2.yaml); the term class
+# that takes them gives their hints
+TERM_CLASS = "objectives.objective.term.ParameterPenalty"
+
+
 def _walk(node: DictConfig, key: str) -> None:
     if "_target_" in node:
         _check_node(node, key)
+    elif isinstance(node.get("fn"), DictConfig) and "_target_" in node.fn:
+        _check_node(node, key, TERM_CLASS)
     for child in node:
         value = node._get_node(child)
         if isinstance(value, DictConfig):
@@ -62,8 +69,8 @@ def _hints_of(target: str) -> dict[str, Any]:
         return {}
 
 
-def _check_node(node: DictConfig, key: str) -> None:
-    hints = _hints_of(str(node._get_node("_target_")._value()))
+def _check_node(node: DictConfig, key: str, target: str | None = None) -> None:
+    hints = _hints_of(target or str(node._get_node("_target_")._value()))
     for child in node:
         name = str(child)
         if name.startswith("_"):

@@ -256,3 +256,14 @@ def test_suggested_fixes_name_keys_that_exist(tmp_path: Path) -> None:
     assert capacity.one_line_error, capacity.output[-3000:]
     assert "set it with loss.kl.capacity=0.001" in capacity.errors[0]
     assert "capacity.weight" not in capacity.errors[0]
+
+
+def test_a_library_failure_inside_the_training_loop_is_one_line(tmp_path: Path) -> None:
+    boom = "+callbacks.boom._target_=tests.failing_callback.TorchFailsAtStep"
+    failed = run_command(train_main, boom,
+                         "trainer.max_epochs=1", *QUIET, f"paths.log_dir={tmp_path}")  # fmt: skip
+    assert failed.one_line_error, failed.output[-3000:]
+    assert failed.errors[0].startswith(
+        "error: training stopped at epoch 0, step 1: torch raised RuntimeError: mat1 and mat2"
+    )
+    assert list((tmp_path / "train" / "runs").iterdir())  # it trained a step: the folder stays

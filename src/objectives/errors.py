@@ -17,7 +17,13 @@ class NoTrainingStep(RuntimeError):
     """A fit ended without one optimizer step: whatever it reports, it trained nothing."""
 
 
-USER_ERRORS = (ConfigError, NonFiniteObjective, NoTrainingStep)
+class LibraryFailure(RuntimeError):
+    """torch, Lightning or another library stopped a run part-way (a shape the data does not
+    fit, memory running out); the message names the library, where the run was and its
+    reason. Raised by `refusals.failures_in`; the project's own bugs keep their traceback."""
+
+
+USER_ERRORS = (ConfigError, NonFiniteObjective, NoTrainingStep, LibraryFailure)
 
 
 class Preempted(BaseException):

@@ -13,9 +13,9 @@ with their traceback, and so does everything under `HYDRA_FULL_ERROR=1`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from objectives.errors import USER_ERRORS, ConfigError, unwrap_config_error
+from objectives.errors import USER_ERRORS, ConfigError, LibraryFailure, unwrap_config_error
 
 PROJECT = "objectives"
 # what a mistake in code raises, not a refused value: these keep their traceback when the
@@ -70,3 +70,36 @@ def refused(key: str) -> Iterator[None]:
                 raise
             library = ""  # raised by a compiled function the project's code called
         raise SettingRefused(key, library, first_line(inner)) from err
+
+
+# what a library's failure part-way through a run usually asks of the user
+HINTS = {
+    "out of memory": "lower data.batch_size, or use a smaller model",
+    "shapes cannot be multiplied": "the model's sizes do not fit the data; check model.*",
+    "size mismatch": "the model's sizes do not fit the data; check model.*",
+}
+
+
+@contextlib.contextmanager
+def failures_in(what: str, where: Callable[[], str] = lambda: "") -> Iterator[None]:
+    """Turn an exception a library raises inside `what` (`the fit`) into one line naming the
+    library, `where()` the run was (epoch and step) and its reason. The project's own bugs,
+    user errors and signals pass through as they are."""
+    try:
+        yield
+    except Exception as err:
+        if isinstance(unwrap_config_error(err), USER_ERRORS):
+            raise
+        inner = innermost(err)
+        library = library_of(inner)
+        if library in (PROJECT, "tests"):
+            if isinstance(inner, BUGS):
+                raise
+            library = "torch"  # raised by a compiled torch function the code called
+        reason = first_line(inner)
+        hint = next((h for phrase, h in HINTS.items() if phrase in reason.lower()), "")
+        at = where()
+        raise LibraryFailure(
+            f"{what} stopped{' at ' + at if at else ''}: {library} raised "
+            f"{type(inner).__name__}: {reason}" + (f"; {hint}" if hint else "")
+        ) from err

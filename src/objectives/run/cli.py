@@ -21,7 +21,7 @@ from objectives.run.config import config_dir, group_options, missing_value_error
 from objectives.run.distributed import SharedRunFolderError, rank_suffix, run_stamp
 from objectives.run.overrides import check_command_line, flags_first
 from objectives.run.resume import run_folder
-from objectives.run.run_folder import note_folder
+from objectives.run.run_folder import check_log_dir, note_folder
 
 T = TypeVar("T")
 

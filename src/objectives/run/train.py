@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from objectives.errors import ConfigError
-from objectives.refusals import refused
+from objectives.refusals import failures_in, refused
 from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.config import config_dir
 from objectives.run.console import route_lightning_logs
@@ -97,7 +97,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if batch and rank_zero_only.rank == 0:  # the Trainer knows its rank only once fitting
         log.info(batch)
     started = time.perf_counter()
-    trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path, weights_only=True)
+    at = lambda: f"epoch {trainer.current_epoch}, step {trainer.global_step}"  # noqa: E731
+    with failures_in("training", at):  # a library's failure part-way: one line, not a traceback
+        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path,
+                    weights_only=True)  # fmt: skip
     seconds = time.perf_counter() - started
     recorder = parts.module.recorder
     check_steps_made(trainer, start_step, recorder.steps_taken, recorder.guard.skipped_in_fit)
@@ -109,8 +112,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test"):
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
         # the test figures are shown once, in the closing summary, not in Lightning's table too
-        trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best, weights_only=True,
-                     verbose=False)  # fmt: skip
+        with failures_in("the test"):
+            trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best,
+                         weights_only=True, verbose=False)  # fmt: skip
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}

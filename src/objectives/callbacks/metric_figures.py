@@ -7,10 +7,31 @@ the metric's own `plot` once the epoch's values are logged.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import lightning as L
+import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 
 from objectives.tracking.writers import tensorboard_writers
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from torchmetrics import Metric
+
+
+class ArrayTensor(torch.Tensor):
+    """A tensor whose `__array__` takes numpy 2's `copy` keyword. torch's does not, so numpy
+    warns (a DeprecationWarning, an error under `PYTHONWARNINGS=error`) each time matplotlib
+    turns a tensor into an array, as torchmetrics' `plot` has `imshow` do with the confusion
+    matrix. The subclass survives the `.cpu()` and indexing `plot` applies."""
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        array = self.as_subclass(torch.Tensor).detach().cpu().numpy()
+        if dtype is not None:
+            array = array.astype(dtype, copy=False)
+        return array.copy() if copy else array
 
 
 class MetricFigures(Callback):
@@ -31,7 +52,14 @@ class MetricFigures(Callback):
         import matplotlib.pyplot as plt  # deferred: only runs that draw need matplotlib
 
         for tag, (metric, value) in figures.items():
-            figure, _ = metric.plot(value.cpu())
+            figure = figure_of(metric, value)
             for writer in writers:
                 writer.add_figure(tag, figure, global_step=trainer.global_step, close=False)
             plt.close(figure)
+
+
+def figure_of(metric: Metric, value: torch.Tensor) -> Figure:
+    """The metric's own drawing of `value`, handed over as an `ArrayTensor` so that no
+    tensor reaches matplotlib through numpy's deprecated path."""
+    figure, _ = metric.plot(value.detach().cpu().as_subclass(ArrayTensor))
+    return figure

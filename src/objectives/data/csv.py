@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ TASKS = ("regression", "classification")
 MISSING = frozenset({"", "na", "n/a", "nan", "null"})
 # What `data.delimiter` may spell a tab as on a command line.
 TAB_NAMES = ("\\t", "tab", "TAB")
+SHOWN_COLUMNS = 50  # the header's first names an error about a missing column lists
 
 
 @dataclass
@@ -53,9 +55,17 @@ def _names(value: str | Sequence[str] | None, key: str) -> list[str] | None:
         return None
     names = [str(value)] if isinstance(value, str | int | float) else [str(v) for v in value]
     if len(set(names)) != len(names):
-        duplicated = sorted({n for n in names if names.count(n) > 1})
+        duplicated = _repeated(names)
         raise ConfigError(f"data.{key} names {', '.join(duplicated)} more than once")
     return names
+
+
+def _repeated(names: Sequence[str]) -> list[str]:
+    """The names that occur more than once, sorted, in linear time (a header may have
+    hundreds of thousands of columns; `list.count` for each would take hours)."""
+    if len(set(names)) == len(names):  # the usual case, and the quickest test
+        return []
+    return sorted(name for name, n in Counter(names).items() if n > 1)
 
 
 def _is_number(cell: str) -> bool:
@@ -106,7 +116,7 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], 
             f"{path}: no header row: line {lines[0]} is all numbers ({delimiter.join(rows[0])}); "
             "add a first line naming the columns, e.g. x1,x2,y"
         )
-    duplicated = sorted({n for n in header if header.count(n) > 1 and n})
+    duplicated = [name for name in _repeated(header) if name]  # unnamed ones are named later
     if duplicated:
         raise ConfigError(
             f"{path}: column name(s) {', '.join(duplicated)} appear more than once in the "
@@ -117,9 +127,12 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[list[str]], 
 
 def _missing_column(path: Path, kind: str, name: str, header: list[str], delimiter: str) -> str:
     key = "data.target" if kind == "target" else "data.features"
+    shown = ", ".join(repr(h) for h in header[:SHOWN_COLUMNS])
+    if len(header) > SHOWN_COLUMNS:  # a very wide header: not all of it on one line
+        shown += f", ... ({len(header)} columns)"
     message = (
         f"{path}: {kind} column '{name}' is not in the header; the columns are "
-        f"{', '.join(repr(h) for h in header)}; set {key} to column names from the header"
+        f"{shown}; set {key} to column names from the header"
     )
     if len(header) == 1:
         for other in (";", "\t", "|", ","):
@@ -237,11 +250,12 @@ def read_table(
             "data.features=null for every column but the target(s)"
         )
     header, rows, lines = _read_rows(path, delimiter)
+    columns, target_set = set(header), set(targets)
     for name in targets:
-        if name not in header:
+        if name not in columns:
             raise ConfigError(_missing_column(path, "target", name, header, delimiter))
     if chosen is None:
-        chosen = [name for name in header if name not in targets]
+        chosen = [name for name in header if name not in target_set]
         if "" in chosen:
             raise ConfigError(
                 f"{path}: column {header.index('') + 1} has no name in the header; name it, "
@@ -249,9 +263,9 @@ def read_table(
             )
     else:
         for name in chosen:
-            if name not in header:
+            if name not in columns:
                 raise ConfigError(_missing_column(path, "feature", name, header, delimiter))
-        both = [name for name in chosen if name in targets]
+        both = [name for name in chosen if name in target_set]
         if both:
             raise ConfigError(
                 f"{path}: column(s) {', '.join(both)} are both target and feature; remove "

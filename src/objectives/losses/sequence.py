@@ -57,7 +57,8 @@ class CTC(nn.Module):
     probability 0: −log p = ∞. With `zero_infinity=false` that ∞ reaches the objective and
     the non-finite guard stops the run naming the term (the task also refuses such data at
     start-up); with `zero_infinity=true` torch drops those sequences (loss and gradient 0),
-    and the task logs how many there are.
+    and the task logs how many there are (and refuses a split none of whose sequences can
+    be aligned: its J would be 0 whatever the model).
     """
 
     def __init__(self, blank: int = 0, zero_infinity: bool = False) -> None:

@@ -73,6 +73,8 @@ class Reconstruction(Term):
     what the decoder's output means (`log_likelihood`, `mean`)."""
 
     kind = "loss"
+    # the inputs this likelihood is defined for, (low, high); None: any real number
+    support: tuple[float, float] | None = None
 
     def __init__(
         self,
@@ -100,7 +102,13 @@ class Reconstruction(Term):
 
 
 class BernoulliReconstruction(Reconstruction):
-    """The decoder outputs logits of independent Bernoulli pixels (inputs in [0, 1])."""
+    """The decoder outputs logits of independent Bernoulli pixels (inputs in [0, 1]).
+
+    Outside [0, 1] BCE-with-logits, softplus(ℓ) − x·ℓ, is no log-likelihood: it has no
+    minimum (x > 1: ℓ → ∞; x < 0: ℓ → −∞), so J falls to −10⁴ nats and lower while the
+    decoder learns nothing; the VAE task refuses such data before training (`support`)."""
+
+    support = (0.0, 1.0)
 
     def log_likelihood(self, decoded: Tensor, x: Tensor) -> Tensor:
         return bernoulli_log_likelihood(decoded, x)

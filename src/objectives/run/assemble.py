@@ -17,7 +17,13 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import Callback, ModelSummary, RichModelSummary
+from lightning.pytorch.callbacks import (
+    Callback,
+    ModelSummary,
+    RichModelSummary,
+    RichProgressBar,
+    TQDMProgressBar,
+)
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,6 +35,7 @@ from objectives.errors import ConfigError
 from objectives.objective import Objective, build_objective, build_player_objectives
 from objectives.refusals import refused
 from objectives.run.config import check_required, options_that_fit, plain, player_parts
+from objectives.run.console import shows_unicode
 from objectives.run.null_profiler import NullProfiler
 from objectives.run.sizes import build_model, call_with_dims
 from objectives.run.typed_settings import check_setting_types
@@ -142,6 +149,8 @@ def assemble(cfg: DictConfig) -> Assembled:
             optimizer=optimizer,
             scheduler=scheduler,
         )
+    if cfg.get("trainer"):
+        check_fits_task(cfg.trainer, module)
     module.run_config = run_config(cfg)
     return Assembled(datamodule, module)
 
@@ -249,7 +258,11 @@ def check_trainer(node: DictConfig) -> None:
         accepted, literals = _accepted(hints[key])
         example = "10"
         if isinstance(value, str) and str not in accepted and value not in literals:
-            if literals and not accepted & {int, float}:
+            if bool in accepted:  # a switch (`enable_progress_bar`), maybe with words (`warn`)
+                names = ["true", "false", *sorted({str(v) for v in literals})]
+                wanted = " or ".join(names) if len(names) == 2 else "one of " + ", ".join(names)
+                example = "true"
+            elif literals and not accepted & {int, float}:
                 names = sorted({str(v) for v in literals})
                 wanted, example = "one of " + ", ".join(names), names[0]
             else:
@@ -261,6 +274,7 @@ def check_trainer(node: DictConfig) -> None:
         raise ConfigError(
             f"trainer.{key} must be {wanted}, got {value!r}; e.g. trainer.{key}={example}"
         )
+    check_trainer_values(node)
 
 
 def check_trains_something(node: DictConfig) -> None:
@@ -279,6 +293,94 @@ def check_trains_something(node: DictConfig) -> None:
     # Lightning takes 0 and fails in the first step (integer modulo by zero)
     if node.get("accumulate_grad_batches") is not None:
         checks.positive_int(node.accumulate_grad_batches, "trainer.accumulate_grad_batches")
+
+
+# settings Lightning takes and then divides by (ZeroDivisionError in the first step or
+# epoch), or quietly ignores when out of range: (key, lowest value, whether null means
+# something other than Lightning's default, example). Unset or null: Lightning's default.
+TRAINER_COUNTS = (
+    ("log_every_n_steps", 1, False, 10),  # −1 logs every step, 0 divides by zero
+    ("check_val_every_n_epoch", 1, True, 1),  # −1 validates every epoch, 0 divides by zero
+    ("num_sanity_val_steps", -1, False, 2),  # −1: every validation batch; −5 runs none
+    ("min_epochs", 0, True, 1),
+    ("min_steps", 0, True, 1),
+)
+DOUBLE_PRECISION = (64, "64", "64-true", "double")
+
+
+def check_trainer_values(node: DictConfig) -> None:
+    """Refuse trainer settings Lightning accepts but then crashes on (a division by zero
+    inside the first step or epoch) or silently ignores (a negative clipping threshold, a
+    minimum above the maximum), each in one line naming the setting."""
+
+    def value_of(key: str) -> object:
+        try:
+            return plain(node.get(key))
+        except Exception:  # an interpolation that resolves only inside a Hydra run
+            return None
+
+    for key, low, nullable, example in TRAINER_COUNTS:
+        value = value_of(key)
+        if value is None:
+            continue
+        what = f"an integer ≥ {low}" + (" (or null)" if nullable else "")
+        checks.integer(value, f"trainer.{key}", low=low, what=what, example=example)
+    interval = value_of("val_check_interval")
+    # Lightning refuses a negative one itself, and takes the float 0.0 as "once an epoch"
+    if isinstance(interval, int) and not isinstance(interval, bool) and interval == 0:
+        raise ConfigError(
+            "trainer.val_check_interval=0 validates every 0 training batches, which Lightning "
+            "divides by; use a whole number ≥ 1 of batches, or a fraction of an epoch in "
+            "(0, 1], e.g. trainer.val_check_interval=1.0"
+        )
+    clip = value_of("gradient_clip_val")
+    if clip is not None and not (
+        isinstance(clip, int | float) and not isinstance(clip, bool) and clip >= 0
+    ):  # Lightning skips clipping at a threshold < 0 without a word, and fails on NaN
+        raise ConfigError(
+            f"trainer.gradient_clip_val must be a number ≥ 0 (0 or null: no clipping), got "
+            f"{checks.show(clip)}; e.g. trainer.gradient_clip_val=1.0"
+        )
+    for low_key, high_key in (("min_epochs", "max_epochs"), ("min_steps", "max_steps")):
+        least, most = value_of(low_key), value_of(high_key)
+        if isinstance(least, int) and isinstance(most, int) and 0 <= most < least:
+            raise ConfigError(
+                f"trainer.{low_key}={least} is more than trainer.{high_key}={most}: the fit "
+                f"stops at {high_key} and never reaches {low_key}; raise trainer.{high_key} "
+                f"or lower trainer.{low_key}"
+            )
+    precision = value_of("precision")
+    if precision in DOUBLE_PRECISION:
+        raise ConfigError(
+            f"trainer.precision={precision} is not supported: Lightning turns only its own "
+            "steps' batches into float64, while the data stays float32 and the figures, "
+            "saliency and metrics feed it to the model outside those steps (float32 inputs "
+            "meet float64 weights); use trainer.precision=32-true"
+        )
+
+
+def check_fits_task(node: DictConfig, module: ObjectiveModule) -> None:
+    """A task that steps its optimizers itself (manual optimization: the GAN's players) has
+    no gradient clipping or accumulation by the Trainer; Lightning refuses both only once
+    the fit starts, with a traceback."""
+    if module.automatic_optimization:
+        return
+    settings = {
+        "gradient_clip_val": lambda v: v not in (None, 0),
+        "accumulate_grad_batches": lambda v: v not in (None, 1),
+    }
+    for key, is_set in settings.items():
+        try:
+            value = plain(node.get(key))
+        except Exception:  # an interpolation that resolves only inside a Hydra run
+            continue
+        if is_set(value):
+            raise ConfigError(
+                f"trainer.{key}={checks.show(value)} does not apply to task "
+                f"{module.task_name}: it steps its optimizers itself (manual optimization), "
+                f"and Lightning clips and accumulates only for automatic optimization; "
+                f"remove trainer.{key}"
+            )
 
 
 def _accepted(hint: object) -> tuple[set[type], set[object]]:
@@ -324,6 +426,7 @@ def build_trainer(
     profiler is a no-op one unless `trainer.profiler` asks for Lightning's
     (null_profiler.py)."""
     extra = {} if trainer_cfg.get("profiler") is not None else {"profiler": NullProfiler()}
+    callbacks = plain_progress_bar_on_narrow_console(callbacks)
     with refused("trainer"):
         trainer = instantiate(
             trainer_cfg,
@@ -333,6 +436,18 @@ def build_trainer(
         )  # fmt: skip
     use_own_model_summary(trainer)
     return trainer
+
+
+def plain_progress_bar_on_narrow_console(callbacks: Sequence[Callback]) -> list[Callback]:
+    """Rich's progress bar draws • and box characters an ASCII or Latin-1 console cannot
+    show (escaped, they overflow its line and the bar's redraws pile up); there, Lightning's
+    plain (tqdm) bar, which draws in ASCII, takes its place."""
+    if shows_unicode():
+        return list(callbacks)
+    return [
+        TQDMProgressBar(refresh_rate=c.refresh_rate) if isinstance(c, RichProgressBar) else c
+        for c in callbacks
+    ]
 
 
 def with_nonfinite_check(callbacks: Sequence[Callback]) -> list[Callback]:

@@ -28,6 +28,7 @@ from objectives.tasks.base import ObjectiveModule
 from objectives.tasks.token_normalisation import MODES, StepTokens
 
 log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
 
 
 class SequenceModule(ObjectiveModule):
@@ -56,6 +57,13 @@ class SequenceModule(ObjectiveModule):
         self.entropy_rate = entropy_rate
         self.step_tokens = StepTokens(checks.one_of(normalisation, "task.normalisation", MODES))
         self.ctc_terms = [t for t in objective.terms if isinstance(getattr(t, "fn", None), CTC)]
+        for term in self.ctc_terms:
+            if term.fn.blank >= self.num_tokens:  # torch would index past the classes
+                raise ConfigError(
+                    f"loss.{term.name}.fn.blank={term.fn.blank} is not one of the model's "
+                    f"{self.num_tokens} classes (0..{self.num_tokens - 1}); use "
+                    f"loss.{term.name}.fn.blank=0, the class the data keeps for it"
+                )
         self.aligned = "input_lengths" in objective.reads  # CTC: decode its best path
         super().__init__(model, objective, **kwargs)
 
@@ -115,9 +123,12 @@ class SequenceModule(ObjectiveModule):
 
     def check_data(self, datamodule: Any) -> None:
         """Before training: per-position losses need one output a target position; CTC
-        refuses strings no alignment reaches, or, with `zero_infinity`, counts them."""
+        needs a blank that is no label, and refuses strings no alignment reaches, or, with
+        `zero_infinity`, counts them (and refuses a split of which none can be aligned: its
+        objective would be 0 whatever the model)."""
         name = getattr(datamodule, "name", "the data")
-        for split in ("train", "val", "test"):
+        self.check_blank(datamodule, name)
+        for split in SPLITS:
             inputs, input_lengths, targets = datamodule.split(split)[:3]
             steps = self.model.output_lengths(torch.tensor([inputs.shape[-1]]))
             if not self.aligned and int(steps[0]) != targets.shape[1]:
@@ -145,5 +156,40 @@ class SequenceModule(ObjectiveModule):
                     f"or loss.{term.name}.fn.zero_infinity=true to leave them out (counted as "
                     f"{split}/unalignable)"
                 )
+            if bad == len(targets):  # zero_infinity would zero every one: J = 0, nothing learnt
+                raise ConfigError(
+                    f"{message}; with loss.{term.name}.fn.zero_infinity=true every one is left "
+                    f"out, so the {split} objective is 0 whatever the model; use a model with "
+                    "more time steps (the CRNN: a smaller model.time_stride), or, for targets as "
+                    "long as the inputs, a per-position loss: loss=token_ce"
+                )
             if self.trainer.is_global_zero:
                 log.warning("%s; left out (zero_infinity), counted as */unalignable", message)
+
+    def check_blank(self, datamodule: Any, name: str) -> None:
+        """CTC's blank must lie outside the data's labels: a label equal to it is read as
+        "no label", so the model could never output it (nor learn to)."""
+        if not self.ctc_terms:
+            return
+        targets = [t for t in (datamodule.split(s)[2] for s in SPLITS) if t.numel()]
+        if not targets:
+            return
+        top, bottom = torch.iinfo(targets[0].dtype).max, torch.iinfo(targets[0].dtype).min
+        # each split's least and greatest label, padding put out of the way (no boolean
+        # indexing, which would read the device once a split): one read, below
+        lows = torch.stack([torch.where(t == PAD, top, t).min() for t in targets])
+        highs = torch.stack([torch.where(t == PAD, bottom, t).max() for t in targets])
+        low, high = (int(v) for v in torch.stack([lows.min(), highs.max()]).tolist())
+        if low > high:  # nothing but padding: no labels
+            return
+        for term in self.ctc_terms:
+            if low <= term.fn.blank <= high:
+                free = [c for c in range(self.num_tokens) if not low <= c <= high]
+                fix = "data whose labels leave a class free for the blank"
+                if free:
+                    fix = f"loss.{term.name}.fn.blank={free[0]}, a class no label uses"
+                raise ConfigError(
+                    f"loss.{term.name}.fn.blank={term.fn.blank} is also a label of data "
+                    f"'{name}' (its labels are {low}..{high}): CTC reads the blank as no label, "
+                    f"so the model could never output {term.fn.blank}; use {fix}"
+                )

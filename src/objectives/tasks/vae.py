@@ -82,6 +82,41 @@ class VAEModule(ObjectiveModule):
         """The objective's KL term, whose weight is β (None without one)."""
         return next((t for t in self.objective.terms if isinstance(t, KLDivergence)), None)
 
+    # -- the data ----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Before fitting or testing: the data must lie where the decoder's likelihood is
+        defined (a Bernoulli decoder: inputs in [0, 1])."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "split"):
+            self.check_data(datamodule)
+
+    def check_data(self, datamodule: Any) -> None:
+        """Refuse inputs outside the reconstruction term's support: one min/max of each
+        split, read once (not a step's cost)."""
+        term = self.reconstruction
+        if term.support is None:
+            return
+        low, high = term.support
+        name = getattr(datamodule, "name", "the data")
+        for split in ("train", "val", "test"):
+            x = datamodule.split(split)[0]
+            if not len(x):
+                continue
+            least, most = (float(v) for v in torch.stack(torch.aminmax(x)).tolist())
+            if low <= least and most <= high:
+                continue
+            fix = (
+                "data.standardize_inputs=false (standardised inputs are not in [0, 1])"
+                if getattr(datamodule, "standardize_inputs", False)
+                else "inputs scaled to [0, 1]"
+            )
+            raise ConfigError(
+                f"loss.{term.name} is the likelihood of inputs in [{low:g}, {high:g}], but "
+                f"the {split} inputs of data '{name}' range over [{least:.4g}, {most:.4g}] "
+                f"(the objective would fall without bound); use {fix}, or a Gaussian "
+                f"decoder: loss=[recon_gaussian,kl]"
+            )
+
     # -- the step ----------------------------------------------------------------------------
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         x = batch[0]

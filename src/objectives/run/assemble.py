@@ -200,6 +200,13 @@ def checked_optimizer(factory: Callable, node: DictConfig) -> Callable:
         factory([torch.nn.Parameter(torch.zeros(1))])
     except (TypeError, ValueError) as err:
         raise ConfigError(_optimizer_message(factory, node, err)) from None
+    momentum = node.get("momentum")
+    if isinstance(momentum, int | float) and not 0 <= momentum < 1:  # torch takes any ≥ 0
+        raise ConfigError(
+            f"optimizer.momentum={_typed(momentum)} must be in [0, 1): with 1 or more no "
+            "gradient is ever forgotten and the steps grow without bound; e.g. "
+            "optimizer.momentum=0.9"
+        )
     if node.get("lr") == 0:  # torch accepts it; every step then leaves the weights as they are
         raise ConfigError(
             "optimizer.lr=0 never moves a parameter (every step is lr × update); "

@@ -62,11 +62,15 @@ def _hints_of(target: str) -> dict[str, Any]:
         obj = get_object(target)
     except Exception:  # an unknown target: instantiating it reports that, in one line
         return {}
-    function = obj.__init__ if inspect.isclass(obj) else obj
-    try:
-        return typing.get_type_hints(function)
-    except Exception:  # hints that name what only a type checker imports: not judged
-        return {}
+    # a class's own hints first, then those of the classes its **kwargs reach
+    functions = [c.__init__ for c in reversed(obj.__mro__)] if inspect.isclass(obj) else [obj]
+    hints: dict[str, Any] = {}
+    for function in functions:
+        try:
+            hints.update(typing.get_type_hints(function))
+        except Exception:  # hints that name what only a type checker imports: not judged
+            continue
+    return hints
 
 
 def _check_node(node: DictConfig, key: str, target: str | None = None) -> None:

@@ -182,7 +182,9 @@ class KLDivergence(Term):
                 f"loss.{name}.free_bits=0"
             )
         self.capacity: Weight | None = (
-            None if capacity is None else as_weight(capacity, f"loss.{name}.capacity")
+            None
+            if capacity is None
+            else as_weight(capacity, f"loss.{name}", key=f"loss.{name}.capacity")
         )
         reads = tuple(reads) + (("step",) if self.capacity is not None else ())
         if symbol is None:

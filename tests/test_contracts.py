@@ -631,6 +631,110 @@ def test_model_summary_callbacks_keep_max_depth_and_summarize_columns(
         assert list(params)[:6] == expected
 
 
+class Handed:
+    """A sized, stateful training iterable (as `InMemoryBatches`): batch i is rows of i; its
+    state is the batches handed out; a loaded state skips them once."""
+
+    def __init__(self, events: list[tuple], batches: int = 4) -> None:
+        self.events, self.batches, self.handed, self.skip = events, batches, 0, 0
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor]]:
+        self.handed, self.skip = self.skip, 0
+        for i in range(self.handed, self.batches):
+            self.handed += 1
+            yield (torch.full((2, 2), float(i)),)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"handed": self.handed}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.events.append(("load_state_dict",))
+        self.skip = state_dict["handed"]
+
+
+class ResumeProbe(Probe):
+    """Records the hooks a resume runs through, in order."""
+
+    def __init__(self, events: list[tuple]) -> None:
+        super().__init__()
+        self.events = events
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.events.append(("on_load_checkpoint", self.trainer.state.fn))
+
+    def on_train_start(self) -> None:
+        self.events.append(("on_train_start",))
+
+    def training_step(self, batch: Any, batch_idx: Any = None) -> torch.Tensor:
+        self.events.append(("training_step", int(batch[0][0, 0]), self.trainer.fit_loop.batch_idx))
+        return self.layer(batch[0]).pow(2).mean()
+
+    def validation_step(self, batch: Any, batch_idx: Any = None) -> None:
+        self.events.append(("sanity" if self.trainer.sanity_checking else "validation",))
+
+
+class Stopped(Exception):
+    pass
+
+
+class SaveAndStop(Callback):
+    """Saves a checkpoint at the end of batch 1 of epoch 0 and stops the fit there."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.current_epoch == 0 and trainer.fit_loop.batch_idx == 1:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            raise Stopped
+
+
+def test_a_stateful_training_iterable_resumes_mid_epoch_after_the_sanity_check(
+    tmp_path: Path,
+) -> None:
+    with relied_on(
+        "lightning",
+        "the fit loop saving a `_Stateful` training iterable's `state_dict` in a checkpoint "
+        "(`loops.fit_loop.state_dict.combined_loader`), fetching one batch at a time from "
+        "one with a length (none ahead), loading the state on a mid-epoch resume before the "
+        "first batch, and calling the module's `on_load_checkpoint` (state.fn 'fit') first "
+        "and `on_train_start` after the sanity check, just before the first batch",
+        "src/objectives/data/batches.py, src/objectives/tasks/random_states.py",
+    ):
+
+        def fit(events: list[tuple], callbacks: list, ckpt_path: Path | None = None) -> None:
+            trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False,
+                                num_sanity_val_steps=1, limit_val_batches=1,
+                                enable_checkpointing=False, enable_progress_bar=False,
+                                enable_model_summary=False, callbacks=callbacks,
+                                default_root_dir=tmp_path)  # fmt: skip
+            trainer.fit(ResumeProbe(events), train_dataloaders=Handed(events),
+                        val_dataloaders=Handed([]), ckpt_path=ckpt_path,
+                        weights_only=True)  # fmt: skip
+
+        path = tmp_path / "middle.ckpt"
+        first: list[tuple] = []
+        with pytest.raises(Stopped):
+            fit(first, [SaveAndStop(path)])
+        # the sanity check (when it runs: not on a mid-epoch resume) comes before on_train_start
+        assert [e[0] for e in first][:3] == ["sanity", "on_train_start", "training_step"], first
+        saved = torch.load(path, weights_only=True)
+        assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [{"handed": 2}]
+        events: list[tuple] = []
+        fit(events, [], ckpt_path=path)
+        names = [e[0] for e in events]
+        assert events[0] == ("on_load_checkpoint", "fit"), events
+        order = ["on_load_checkpoint", "load_state_dict", "on_train_start", "training_step"]
+        assert names[:4] == order, events
+        trained = [e[1:] for e in events if e[0] == "training_step"]
+        assert trained == [(2, 2), (3, 3)], "the resumed epoch should go on at batch 2"
+        with pytest.raises(RuntimeError, match="not attached to a `Trainer`"):
+            _ = L.LightningModule().trainer
+
+
 def test_fit_sigterm_handler_chains_the_one_it_found_and_puts_it_back(tmp_path: Path) -> None:
     import signal
 

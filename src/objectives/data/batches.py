@@ -55,6 +55,23 @@ class InMemoryBatches:
         self.batch_size = int(batch_size)
         self.shuffle, self.training, self.drop_last = shuffle, training, drop_last
         self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
+        # the pass under way: its epoch and the batches handed out so far (the one being
+        # trained on included); and where a resumed pass starts, once loaded
+        self._epoch_of_pass: int | None = None
+        self._handed_out = 0
+        self._resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """Where the pass under way is: its epoch and the batches handed out (Lightning
+        fetches one batch at a time from an iterable with a length, so that is the batches
+        trained on, the current one included); an epoch of -1 before the first pass."""
+        epoch = -1 if self._epoch_of_pass is None else self._epoch_of_pass
+        return {"epoch": epoch, "batches": self._handed_out}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """The next pass over epoch `state_dict["epoch"]` skips its first
+        `state_dict["batches"]` batches; a pass over another epoch starts at its first."""
+        self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
 
     def _batch_bounds(self) -> list[tuple[int, int]]:
         """This rank's batches as [start, end) row ranges of the epoch's order; an end past
@@ -78,13 +95,22 @@ class InMemoryBatches:
         return len(self._batch_bounds())
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        # a generator: this runs at the first batch, once a resumed trainer knows its epoch
+        epoch = self.epoch()
+        skip = 0
+        if self._resume_at is not None:
+            resumed_epoch, batches = self._resume_at
+            self._resume_at = None
+            skip = batches if resumed_epoch == epoch else 0
+        self._epoch_of_pass, self._handed_out = epoch, skip
         tensors = self.tensors
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch())
+            generator = torch.Generator().manual_seed(self.seed + 1_000_003 * epoch)
             order = torch.randperm(self.num_rows, generator=generator).to(tensors[0].device)
             tensors = tuple(t.index_select(0, order) for t in tensors)
         rows = self.num_rows
-        for start, end in self._batch_bounds():
+        for start, end in self._batch_bounds()[skip:]:
+            self._handed_out += 1
             if end <= rows:
                 yield tuple(t[start:end] for t in tensors)
             else:  # padding: the share runs past the last row and wraps round to the first

@@ -20,6 +20,7 @@ from torchmetrics import MetricCollection
 from objectives.errors import ConfigError
 from objectives.objective import Objective, ObjectiveValue
 from objectives.objective.tags import EPOCH_PREFIX, STAGES, metric_prefix
+from objectives.tasks import random_states
 from objectives.tasks.plain_attributes import PlainAttributes
 from objectives.tasks.recorder import ObjectiveRecorder
 from objectives.tasks.signatures import stored_signature
@@ -165,6 +166,9 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
             for name, named in self.objectives.items():
                 log.info("%s: %s", f"Objective ({name})" if name else "Objective", named.formula())
 
+    def on_train_start(self) -> None:
+        random_states.restore_when_training(self)  # a resumed run's, kept by on_load_checkpoint
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.step_value = None
 
@@ -193,12 +197,16 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         self.recorder.check(self)  # no checkpoint is written after a bad step (nonfinite=stop)
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
+        random_states.save(self, checkpoint)  # every process's, for an exact resume
         # Everything logged up to this checkpoint reaches the disk with it: a run killed later
         # and resumed from here continues a log without a gap (callbacks flush their own
         # values first, Lightning calls them before this hook).
         self.recorder.flush(self.loggers)
         for writer in tensorboard_writers(self.loggers):
             writer.flush()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        random_states.load(self, checkpoint)  # restored when training starts (random_states.py)
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

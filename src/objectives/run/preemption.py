@@ -107,7 +107,10 @@ class StopAtSignal(Checkpoint):
             return
         self.watch.phase = AFTER
         epoch, step = trainer.current_epoch, trainer.global_step
-        files = [c.best_model_path or c.last_model_path for c in trainer.checkpoint_callbacks]
+        files = [  # any Checkpoint callback: only ModelCheckpoint names its files
+            getattr(c, "best_model_path", "") or getattr(c, "last_model_path", "")
+            for c in trainer.checkpoint_callbacks
+        ]
         kept = next((f for f in files if f and Path(f).is_file()), None)
         to_test = f"test it with: python eval.py ckpt_path={kept}" if kept else "no checkpoint"
         self.watch.after_training = lambda name: (

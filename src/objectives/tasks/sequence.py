@@ -136,7 +136,8 @@ class SequenceModule(ObjectiveModule):
                     f"task sequence: the per-position loss needs one output a target "
                     f"position, but model {type(self.model).__name__} gives {int(steps[0])} "
                     f"steps for the {targets.shape[1]} target positions of data '{name}'; "
-                    "choose a model that does (model.time_stride=8 for digit strings) or loss=ctc"
+                    f"choose a model that does ({self.stride_hint('model.time_stride=8')} for "
+                    "digit strings) or loss=ctc"
                 )
             if not self.ctc_terms:
                 continue
@@ -150,21 +151,33 @@ class SequenceModule(ObjectiveModule):
                 f"aligned by CTC: the model gives fewer time steps than their labels plus a "
                 f"blank between repeats"
             )
+            fewer = self.stride_hint("a smaller model.time_stride")
+            more_steps = f"use a model with more time steps ({fewer})"
+            if bad == len(targets):  # zero_infinity would zero every one: J = 0, nothing learnt
+                zeroed = (
+                    f"; with loss.{term.name}.fn.zero_infinity=true every one is left out, so "
+                    f"the {split} objective is 0 whatever the model"
+                    if term.fn.zero_infinity
+                    else ""
+                )
+                raise ConfigError(
+                    f"{message}{zeroed}; {more_steps}, or, for targets as long as the inputs, "
+                    "a per-position loss: loss=token_ce"
+                )
             if not term.fn.zero_infinity:
                 raise ConfigError(
-                    f"{message}; use a model with more time steps (a smaller model.time_stride) "
-                    f"or loss.{term.name}.fn.zero_infinity=true to leave them out (counted as "
-                    f"{split}/unalignable)"
-                )
-            if bad == len(targets):  # zero_infinity would zero every one: J = 0, nothing learnt
-                raise ConfigError(
-                    f"{message}; with loss.{term.name}.fn.zero_infinity=true every one is left "
-                    f"out, so the {split} objective is 0 whatever the model; use a model with "
-                    "more time steps (the CRNN: a smaller model.time_stride), or, for targets as "
-                    "long as the inputs, a per-position loss: loss=token_ce"
+                    f"{message}; {more_steps} or loss.{term.name}.fn.zero_infinity=true to leave "
+                    f"them out (counted as {split}/unalignable)"
                 )
             if self.trainer.is_global_zero:
                 log.warning("%s; left out (zero_infinity), counted as */unalignable", message)
+
+    def stride_hint(self, setting: str) -> str:
+        """`setting` for a model that has a time stride (the CRNN); otherwise the model that
+        has one, so a fix never names a key the chosen model lacks (gru_lm has none)."""
+        if hasattr(self.model, "time_stride"):
+            return setting
+        return f"model=crnn with {setting}"
 
     def check_blank(self, datamodule: Any, name: str) -> None:
         """CTC's blank must lie outside the data's labels: a label equal to it is read as

@@ -85,10 +85,8 @@ def assert_resume_is_exact(
 # Presets whose runs end with the same weights but other global random states: something
 # draws from a global generator the first time a process needs it, after the restore, so
 # a resumed run draws it again. Fix it where it draws (and remove the entry).
-DRAWS_ONCE_A_PROCESS = {
-    # metrics/judges.py builds its feature classifier (metrics/digits_features.py) at the
-    # first validation and throws away the initial weights it drew from torch's global RNG
-    "digits_gan": "DigitsJudge's classifier initialisation",
+DRAWS_ONCE_A_PROCESS: dict[str, str] = {
+    # (digits_gan was one: its judge's throwaway initial weights now come from a fork)
 }
 
 

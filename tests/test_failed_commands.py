@@ -267,3 +267,12 @@ def test_a_library_failure_inside_the_training_loop_is_one_line(tmp_path: Path) 
         "error: training stopped at epoch 0, step 1: torch raised RuntimeError: mat1 and mat2"
     )
     assert list((tmp_path / "train" / "runs").iterdir())  # it trained a step: the folder stays
+
+
+def test_a_sequence_fix_names_a_key_of_the_chosen_model(tmp_path: Path) -> None:
+    # gru_lm has no time_stride: the fix names the model that has one
+    refused = run_command(train_main, "experiment=markov_lm", "loss=ctc", *QUIET,
+                          f"paths.log_dir={tmp_path}")  # fmt: skip
+    assert refused.one_line_error, refused.output[-3000:]
+    assert "(model=crnn with a smaller model.time_stride)" in refused.errors[0]
+    assert "zero_infinity" not in refused.errors[0]  # every one unalignable: no way out there

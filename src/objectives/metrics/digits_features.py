@@ -136,7 +136,11 @@ class DigitsFeatures(nn.Module):
 
     def __init__(self, directory: str | Path | None = None) -> None:
         super().__init__()
-        self.net = _classifier()
+        # its initial weights are overwritten below: drawn from a fork, so building the judge
+        # (at a process's first validation) leaves the run's random state as it was, and a
+        # resumed run draws on exactly as the uninterrupted one
+        with torch.random.fork_rng(devices=[]):
+            self.net = _classifier()
         path = Path(directory).expanduser() if directory is not None else cache_dir()
         path = path / f"digits_features_{_recipe_hash()}.pt"
         self.path = path

@@ -142,11 +142,17 @@ def test_override_grammar_errors_are_one_line(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())
 
 
-def test_flags_may_follow_overrides() -> None:
+def test_flags_may_follow_overrides(tmp_path: Path) -> None:
     argv = ["loss=mse,mae", "-m", "trainer.max_epochs=1"]
     assert flags_first(argv) == ["-m", "loss=mse,mae", "trainer.max_epochs=1"]
     assert flags_first(["--cfg", "job", "loss=mse"]) == ["--cfg", "job", "loss=mse"]
     check_command_line(flags_first(argv), "train")  # no "unrecognized arguments"
+    # as typed: a one-job sweep whose -m comes after an override (argparse refused it)
+    swept = run_command(train_main, "loss=mse", "-m", "trainer.max_epochs=1", *QUIET,
+                        f"paths.log_dir={tmp_path}")  # fmt: skip
+    assert swept.status == 0, swept.output[-3000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    assert json.loads((sweep / "0" / "job.json").read_text())["status"] == "ok"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

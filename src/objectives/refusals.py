@@ -55,21 +55,36 @@ def first_line(err: BaseException) -> str:
     return lines[0].rstrip(".") if lines else type(err).__name__
 
 
+def library_failure(err: Exception) -> tuple[BaseException, str] | None:
+    """The innermost exception behind `err` and the library that raised it (`""` for a
+    compiled function the project's code called), or None when `err` is a user error or a
+    bug of the project's own code, which must go on as it is (the bug with its traceback)."""
+    if isinstance(unwrap_config_error(err), USER_ERRORS):
+        return None
+    inner = innermost(err)
+    library = library_of(inner)
+    if library in (PROJECT, "tests"):
+        if isinstance(inner, BUGS):  # a mistake in code, not a refused value: a traceback
+            return None
+        library = ""
+    return inner, library
+
+
 @contextlib.contextmanager
-def refused(key: str) -> Iterator[None]:
-    """Raise a `SettingRefused` naming `key` for an exception a library raises inside."""
+def _one_line(error: Callable[[BaseException, str], Exception]) -> Iterator[None]:
+    """Raise `error(inner, library)` for an exception a library raises inside."""
     try:
         yield
     except Exception as err:
-        if isinstance(unwrap_config_error(err), USER_ERRORS):
+        failure = library_failure(err)
+        if failure is None:
             raise
-        inner = innermost(err)
-        library = library_of(inner)
-        if library in (PROJECT, "tests"):
-            if isinstance(inner, BUGS):  # a mistake in code, not a refused value: a traceback
-                raise
-            library = ""  # raised by a compiled function the project's code called
-        raise SettingRefused(key, library, first_line(inner)) from err
+        raise error(*failure) from err
+
+
+def refused(key: str) -> contextlib.AbstractContextManager[None]:
+    """Raise a `SettingRefused` naming `key` for an exception a library raises inside."""
+    return _one_line(lambda inner, library: SettingRefused(key, library, first_line(inner)))
 
 
 # what a library's failure part-way through a run usually asks of the user
@@ -80,26 +95,20 @@ HINTS = {
 }
 
 
-@contextlib.contextmanager
-def failures_in(what: str, where: Callable[[], str] = lambda: "") -> Iterator[None]:
-    """Turn an exception a library raises inside `what` (`the fit`) into one line naming the
-    library, `where()` the run was (epoch and step) and its reason. The project's own bugs,
-    user errors and signals pass through as they are."""
-    try:
-        yield
-    except Exception as err:
-        if isinstance(unwrap_config_error(err), USER_ERRORS):
-            raise
-        inner = innermost(err)
-        library = library_of(inner)
-        if library in (PROJECT, "tests"):
-            if isinstance(inner, BUGS):
-                raise
-            library = "torch"  # raised by a compiled torch function the code called
+def failures_in(
+    what: str, where: Callable[[], str] = lambda: ""
+) -> contextlib.AbstractContextManager[None]:
+    """Turn an exception a library raises inside `what` (`training`) into one line naming
+    the library, `where()` the run was (epoch and step) and its reason. The project's own
+    bugs, user errors and signals pass through as they are."""
+
+    def failure(inner: BaseException, library: str) -> LibraryFailure:
         reason = first_line(inner)
         hint = next((h for phrase, h in HINTS.items() if phrase in reason.lower()), "")
         at = where()
-        raise LibraryFailure(
-            f"{what} stopped{' at ' + at if at else ''}: {library} raised "
+        return LibraryFailure(
+            f"{what} stopped{' at ' + at if at else ''}: {library or 'torch'} raised "
             f"{type(inner).__name__}: {reason}" + (f"; {hint}" if hint else "")
-        ) from err
+        )
+
+    return _one_line(failure)

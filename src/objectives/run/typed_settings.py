@@ -143,50 +143,43 @@ def _accepts(hint: object, value: object) -> bool | object:
     return UNKNOWN
 
 
+# each plain type: what it takes, in words, and an example value
+PLAIN = {bool: ("true or false", "true"), int: ("an integer", "1"), float: ("a number", "0.1"),
+         str: ("text", "<text>")}  # fmt: skip
+PLURAL = {"an integer": "integers", "a number": "numbers", "true or false": "true/false",
+          "text": "texts"}  # fmt: skip
+
+
 def _words(hint: object) -> str:
-    origin = typing.get_origin(hint)
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if origin is typing.Literal:
-        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
-    if origin in (typing.Union, types.UnionType):
-        words = list(dict.fromkeys(_words(a) for a in args))
-        return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-    if hint is bool:
-        return "true or false"
-    if hint is int:
-        return "an integer"
-    if hint is float:
-        return "a number"
-    if hint is str:
-        return "text"
-    if (origin or hint) in (list, tuple, collections.abc.Sequence):
-        inner = [a for a in args if a is not Ellipsis]
-        return f"a list of {_plural(_words(inner[0]))}" if inner else "a list"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _plural(words: str) -> str:
-    return {"an integer": "integers", "a number": "numbers", "true or false": "true/false",
-            "text": "texts"}.get(words, words)  # fmt: skip
+    """What `hint` takes, in words: `an integer`, `a list of integers`, `one of a, b`."""
+    return _describe(hint)[0]
 
 
 def _example(hint: object) -> str:
+    """A value `hint` takes, as typed on the command line."""
+    return _describe(hint)[1]
+
+
+def _describe(hint: object) -> tuple[str, str]:
     origin = typing.get_origin(hint)
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if origin is typing.Literal:
-        return str(typing.get_args(hint)[0])
+        literals = [str(a) for a in typing.get_args(hint)]
+        return "one of " + ", ".join(literals), literals[0]
     if origin in (typing.Union, types.UnionType):
-        return _example(args[0]) if args else "null"
-    if hint is bool:
-        return "true"
-    if hint is int:
-        return "1"
-    if hint is float:
-        return "0.1"
+        parts = [_describe(a) for a in args]
+        words = list(dict.fromkeys(w for w, _ in parts))
+        said = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+        return said, parts[0][1] if parts else "null"
+    if hint in PLAIN:
+        return PLAIN[hint]  # type: ignore[index]
     if (origin or hint) in (list, tuple, collections.abc.Sequence):
         inner = [a for a in args if a is not Ellipsis]
-        return f"[{_example(inner[0])}]" if inner else "[]"
-    return "<value>"
+        if not inner:
+            return "a list", "[]"
+        words, example = _describe(inner[0])
+        return f"a list of {PLURAL.get(words, words)}", f"[{example}]"
+    return getattr(hint, "__name__", str(hint)), "<value>"
 
 
 def _typed(value: object) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ def run_command(main: Callable[[], object], *args: str, prog: str = "train.py") 
     """`python <prog> <args>` as `main()` in this process."""
     saved = sys.argv
     sys.argv = [prog, *args]
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # Hydra configures logging per run
     out = io.StringIO()
     status = 0
     GlobalHydra.instance().clear()
@@ -53,4 +56,8 @@ def run_command(main: Callable[[], object], *args: str, prog: str = "train.py") 
     finally:
         sys.argv = saved
         GlobalHydra.instance().clear()
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:], root.level = handlers, level
     return Outcome(status, out.getvalue())

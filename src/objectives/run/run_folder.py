@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -71,6 +72,7 @@ class Snapshot:
         return snapshot
 
     def restore(self) -> None:
+        close_logs_in(self.folder)
         for path in self.folder.rglob("*"):
             if path.is_file() and path not in self.files:
                 path.unlink()
@@ -90,9 +92,23 @@ def _had_files_under(folder: Path, snapshot: Snapshot) -> bool:
     return any(folder in f.parents for f in snapshot.files)
 
 
+def close_logs_in(folder: Path) -> None:
+    """Close and detach the log files Hydra opened inside `folder` (its job logging writes
+    `<task_name>.log` there): a later line would otherwise re-create a removed file or
+    write past a restored one."""
+    loggers = [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]
+    for logger in loggers:
+        for handler in list(getattr(logger, "handlers", [])):
+            name = getattr(handler, "baseFilename", None)
+            if name is not None and folder.resolve() in Path(name).resolve().parents:
+                logger.removeHandler(handler)
+                handler.close()
+
+
 def remove_new_folder(folder: Path, levels: int = 3) -> None:
     """Remove a refused run's folder, then the parents it leaves empty (`runs/`,
     `<task_name>/`, the log folder), at most `levels` of them."""
+    close_logs_in(folder)
     shutil.rmtree(folder, ignore_errors=True)
     parent = folder.parent
     for _ in range(levels):

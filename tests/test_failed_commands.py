@@ -248,7 +248,11 @@ def test_a_sweep_job_that_fails_on_a_bug_prints_one_line(tmp_path: Path, monkeyp
     monkeypatch.setattr(train_module, "train", broken)
     swept = run_command(train_main, "-m", "loss=mse,mae", f"paths.log_dir={tmp_path}")
     assert "Traceback" not in swept.output, swept.output[-3000:]
-    failed = [line for line in swept.output.splitlines() if "failed: division by zero" in line]
+    # no job succeeded: the sweep exits 1 with one line, after writing its summary
+    assert swept.status == 1 and len(swept.errors) == 1, swept.output[-3000:]
+    assert swept.errors[0].startswith("error: every one of the 2 jobs of the sweep failed: ")
+    failed = [line for line in swept.output.splitlines()
+              if "[ERROR]" in line and "failed: division by zero" in line]  # fmt: skip
     assert len(failed) == 2  # one line a job
     (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
     record = json.loads((sweep / "0" / "job.json").read_text())

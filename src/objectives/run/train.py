@@ -27,7 +27,7 @@ from objectives.run.resume import resumed_by, with_saved_overrides
 from objectives.run.run_folder import kept_only_if_trained
 from objectives.run.signals import stops_on_signals
 from objectives.run.sweeps import record_job
-from objectives.run.sweeps.job_record import in_multirun
+from objectives.run.sweeps.job_record import every_job_failed, in_multirun
 
 if TYPE_CHECKING:
     from torch import nn
@@ -181,7 +181,13 @@ def main() -> float | None:
     except ConfigError as err:
         sys.exit(f"error: {err}")
     if "-m" in sys.argv or "--multirun" in sys.argv:  # a sweep keeps each job's record
-        return start(hydra_main)
+        result = start(hydra_main)
+        from objectives.run.sweeps.summary import LAST_SWEEP  # deferred: after the sweep
+
+        failed = every_job_failed(LAST_SWEEP.pop("dir")) if "dir" in LAST_SWEEP else None
+        if failed:
+            sys.exit(f"error: {failed}")
+        return result
     with kept_only_if_trained(resumed):
         return start(hydra_main)
 

@@ -109,3 +109,19 @@ def read_job_records(sweep_dir: Path) -> list[dict]:
     """Every job's record under a sweep folder, in job order."""
     records = [json.loads(p.read_text()) for p in Path(sweep_dir).glob(f"*/{JOB_FILE}")]
     return sorted(records, key=lambda r: r.get("job", 0))
+
+
+def every_job_failed(sweep_dir: Path) -> str | None:
+    """The one line a sweep ends with when none of its jobs succeeded (None otherwise): such
+    a sweep exits 1, not 0, so a scheduler or a script sees it failed. A sweep with some
+    jobs done is a result (the failures are in its summary) and exits 0."""
+    records = read_job_records(sweep_dir)
+    if not records or any(r.get("status") == "ok" for r in records):
+        return None
+    reasons = list(dict.fromkeys(str(r.get("reason") or "?") for r in records))
+    others = len(reasons) - 1
+    first = reasons[0] + (f" (and {others} other reason{'s' * (others > 1)})" if others else "")
+    return (
+        f"every one of the {len(records)} jobs of the sweep failed: {first}; the reasons are "
+        f"in {sweep_dir / 'summary.md'}"
+    )

@@ -249,6 +249,10 @@ def summarise(
     return written
 
 
+# the folder of the sweep this process ran last (set when it ends)
+LAST_SWEEP: dict[str, Path] = {}
+
+
 class SweepSummary(Callback):
     """Hydra callback: summarise the sweep folder once every job has ended.
 
@@ -262,6 +266,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        LAST_SWEEP["dir"] = sweep_dir  # for the exit status (train.py's main)
         # The jobs are done and recorded; a summary that cannot be drawn must not turn the
         # sweep into a failure, so anything that goes wrong here is a warning.
         try:

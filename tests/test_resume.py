@@ -17,7 +17,8 @@ import torch
 from objectives.errors import ConfigError
 from objectives.run import checkpoint_io
 from objectives.run.checkpoint_io import AtomicCheckpointIO
-from objectives.run.resume import checkpoint_step, latest_run, resumed_run, with_saved_overrides
+from objectives.run.checkpoints import load_checkpoint
+from objectives.run.resume import latest_run, resumed_run, with_saved_overrides
 from objectives.run.train import train
 from tests.conftest import read_scalars
 
@@ -162,7 +163,7 @@ def test_resume_refuses_a_checkpoint_that_needs_code_to_load(tmp_path: Path) -> 
     path = tmp_path / "evil.ckpt"
     torch.save({"run_config": {}, "global_step": 3, "payload": NotAWeight()}, path)
     with pytest.raises(ConfigError, match="needs arbitrary code to load and was refused"):
-        checkpoint_step(str(path))
+        load_checkpoint(str(path))  # as train.py reads a checkpoint to resume
 
 
 def test_saved_overrides_come_first_and_typed_ones_win(tmp_path: Path) -> None:

@@ -320,19 +320,13 @@ def check_trainer_values(node: DictConfig) -> None:
     inside the first step or epoch) or silently ignores (a negative clipping threshold, a
     minimum above the maximum), each in one line naming the setting."""
 
-    def value_of(key: str) -> object:
-        try:
-            return plain(node.get(key))
-        except Exception:  # an interpolation that resolves only inside a Hydra run
-            return None
-
     for key, low, nullable, example in TRAINER_COUNTS:
-        value = value_of(key)
+        value = _setting(node, key)
         if value is None:
             continue
         what = f"an integer ≥ {low}" + (" (or null)" if nullable else "")
         checks.integer(value, f"trainer.{key}", low=low, what=what, example=example)
-    interval = value_of("val_check_interval")
+    interval = _setting(node, "val_check_interval")
     # Lightning refuses a negative one itself, and takes the float 0.0 as "once an epoch"
     if isinstance(interval, int) and not isinstance(interval, bool) and interval == 0:
         raise ConfigError(
@@ -340,7 +334,7 @@ def check_trainer_values(node: DictConfig) -> None:
             "divides by; use a whole number ≥ 1 of batches, or a fraction of an epoch in "
             "(0, 1], e.g. trainer.val_check_interval=1.0"
         )
-    clip = value_of("gradient_clip_val")
+    clip = _setting(node, "gradient_clip_val")
     if clip is not None and not (
         isinstance(clip, int | float) and not isinstance(clip, bool) and clip >= 0
     ):  # Lightning skips clipping at a threshold < 0 without a word, and fails on NaN
@@ -349,14 +343,14 @@ def check_trainer_values(node: DictConfig) -> None:
             f"{checks.show(clip)}; e.g. trainer.gradient_clip_val=1.0"
         )
     for low_key, high_key in (("min_epochs", "max_epochs"), ("min_steps", "max_steps")):
-        least, most = value_of(low_key), value_of(high_key)
+        least, most = _setting(node, low_key), _setting(node, high_key)
         if isinstance(least, int) and isinstance(most, int) and 0 <= most < least:
             raise ConfigError(
                 f"trainer.{low_key}={least} is more than trainer.{high_key}={most}: the fit "
                 f"stops at {high_key} and never reaches {low_key}; raise trainer.{high_key} "
                 f"or lower trainer.{low_key}"
             )
-    precision = value_of("precision")
+    precision = _setting(node, "precision")
     if precision in DOUBLE_PRECISION:
         raise ConfigError(
             f"trainer.precision={precision} is not supported: Lightning turns only its own "
@@ -364,6 +358,14 @@ def check_trainer_values(node: DictConfig) -> None:
             "saliency and metrics feed it to the model outside those steps (float32 inputs "
             "meet float64 weights); use trainer.precision=32-true"
         )
+
+
+def _setting(node: DictConfig, key: str) -> object:
+    """`node.key` as plain data; None when unset or resolvable only inside a Hydra run."""
+    try:
+        return plain(node.get(key))
+    except Exception:  # an interpolation that resolves only inside a Hydra run
+        return None
 
 
 def check_fits_task(node: DictConfig, module: ObjectiveModule) -> None:
@@ -377,10 +379,7 @@ def check_fits_task(node: DictConfig, module: ObjectiveModule) -> None:
         "accumulate_grad_batches": lambda v: v not in (None, 1),
     }
     for key, is_set in settings.items():
-        try:
-            value = plain(node.get(key))
-        except Exception:  # an interpolation that resolves only inside a Hydra run
-            continue
+        value = _setting(node, key)
         if is_set(value):
             raise ConfigError(
                 f"trainer.{key}={checks.show(value)} does not apply to task "

@@ -34,7 +34,6 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from objectives.errors import ConfigError
-from objectives.run.checkpoints import load_checkpoint
 from objectives.run.distributed import run_stamp
 
 LAST = "last"
@@ -207,12 +206,6 @@ def with_saved_overrides(
     saved = [str(a) for a in OmegaConf.load(saved_file) if _key(str(a)) not in typed]
     saved = [a for a in saved if not _key(a).startswith("hydra.")]
     return [argv[0], *saved, *args]
-
-
-def checkpoint_step(ckpt_path: str) -> int:
-    """The global step a checkpoint was written at. It is read as eval.py reads checkpoints
-    (`weights_only=True`): one that needs code to load is refused before training."""
-    return int(load_checkpoint(ckpt_path)["global_step"])
 
 
 # the parts of a run's config that decide what its module holds

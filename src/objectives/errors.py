@@ -23,7 +23,24 @@ class LibraryFailure(RuntimeError):
     reason. Raised by `refusals.failures_in`; the project's own bugs keep their traceback."""
 
 
-USER_ERRORS = (ConfigError, NonFiniteObjective, NoTrainingStep, LibraryFailure)
+class BadFile(RuntimeError):
+    """A data file that cannot be read as a sample, found when it is read (a streaming data
+    path cannot decode everything first): one line naming the file, what is wrong with it
+    and the fix.
+
+    Raised inside a DataLoader worker, torch re-raises it in the main process as
+    `BadFile("Caught BadFile in DataLoader worker process 0.\\nOriginal Traceback ...")`;
+    the original line is the last line of that text, and is all this keeps.
+    """
+
+    def __init__(self, message: str) -> None:
+        if message.startswith("Caught ") and "\n" in message:
+            last = message.rstrip().splitlines()[-1]
+            message = last.split(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
+
+
+USER_ERRORS = (ConfigError, NonFiniteObjective, NoTrainingStep, LibraryFailure, BadFile)
 
 
 class Preempted(BaseException):

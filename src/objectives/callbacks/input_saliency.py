@@ -36,7 +36,10 @@ class InputSaliency(Callback):
         writers = tensorboard_writers(trainer.loggers)
         if not writers:
             return
-        inputs, *rest = next(iter(trainer.datamodule.val_dataloader()))
+        batch = next(iter(trainer.datamodule.val_dataloader()))
+        # on the device and through the data's own batch hooks, as a validation step gets
+        # it (file-backed data turns uint8 images into normalised floats there)
+        inputs, *rest = module._apply_batch_transfer_handler(batch)
         was_training = module.training
         module.eval()
         try:

@@ -74,22 +74,8 @@ class InMemoryBatches:
         self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
 
     def _batch_bounds(self) -> list[tuple[int, int]]:
-        """This rank's batches as [start, end) row ranges of the epoch's order; an end past
-        the last row wraps round to the first rows (padding)."""
-        rows, size, world, rank = self.num_rows, self.batch_size, self.world_size, self.rank
-        if not self.training:
-            first, end = round(rank * rows / world), round((rank + 1) * rows / world)
-            return [(s, min(s + size, end)) for s in range(first, end, size)]
-        step_rows = world * size
-        full = rows // step_rows
-        bounds = [(k * step_rows + rank * size, k * step_rows + (rank + 1) * size)
-                  for k in range(full)]  # fmt: skip
-        left = rows - full * step_rows
-        if left and not self.drop_last:
-            share = -(-left // world)  # every rank the same size: padded when uneven
-            start = full * step_rows + rank * share
-            bounds.append((start, start + share))
-        return bounds
+        return batch_bounds(self.num_rows, self.batch_size, self.training, self.drop_last,
+                            self.rank, self.world_size)  # fmt: skip
 
     def __len__(self) -> int:
         return len(self._batch_bounds())
@@ -105,8 +91,7 @@ class InMemoryBatches:
         self._epoch_of_pass, self._handed_out = epoch, skip
         tensors = self.tensors
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + 1_000_003 * epoch)
-            order = torch.randperm(self.num_rows, generator=generator).to(tensors[0].device)
+            order = epoch_order(self.num_rows, self.seed, epoch).to(tensors[0].device)
             tensors = tuple(t.index_select(0, order) for t in tensors)
         rows = self.num_rows
         for start, end in self._batch_bounds()[skip:]:
@@ -116,3 +101,30 @@ class InMemoryBatches:
             else:  # padding: the share runs past the last row and wraps round to the first
                 wrapped = torch.arange(start, end, device=tensors[0].device) % rows
                 yield tuple(t.index_select(0, wrapped) for t in tensors)
+
+
+def epoch_order(rows: int, seed: int, epoch: int) -> Tensor:
+    """The shuffled order of an epoch's rows: the same in every process of a run, and in
+    a resumed run as in an uninterrupted one (the file-backed path reads rows in it too)."""
+    generator = torch.Generator().manual_seed(seed + 1_000_003 * epoch)
+    return torch.randperm(rows, generator=generator)
+
+
+def batch_bounds(
+    rows: int, size: int, training: bool, drop_last: bool, rank: int, world: int
+) -> list[tuple[int, int]]:
+    """One rank's batches as [start, end) ranges of positions in the epoch's order; an end
+    past the last row wraps round to the first rows (padding). See `InMemoryBatches`."""
+    if not training:
+        first, end = round(rank * rows / world), round((rank + 1) * rows / world)
+        return [(s, min(s + size, end)) for s in range(first, end, size)]
+    step_rows = world * size
+    full = rows // step_rows
+    bounds = [(k * step_rows + rank * size, k * step_rows + (rank + 1) * size)
+              for k in range(full)]  # fmt: skip
+    left = rows - full * step_rows
+    if left and not drop_last:
+        share = -(-left // world)  # every rank the same size: padded when uneven
+        start = full * step_rows + rank * share
+        bounds.append((start, start + share))
+    return bounds

@@ -179,3 +179,25 @@ def checked(
             lines = None
         out[key] = drop_nonfinite_rows(label, (inputs, targets), source, lines, drop_nonfinite)
     return out
+
+
+def check_batches(rows: int, batch_size: int, world_size: int, drop_last: bool, name: str) -> None:
+    """Refuse, before training, a batch size that leaves a process no training batch.
+    `data.batch_size` is per process: `world_size` processes step on `world_size ×
+    batch_size` rows, and with `drop_last` the rows short of that make no step."""
+    if not drop_last or batch_size * world_size <= rows:
+        return
+    if world_size == 1:
+        raise ConfigError(
+            f"data.batch_size={batch_size} is larger than the {rows} training rows "
+            f"of '{name}'; use data.batch_size={min(rows, 32)} or less, or "
+            "data.drop_last=false to train on one smaller batch"
+        )
+    per_process = rows // world_size
+    fix = f"data.batch_size={per_process} or less, " if per_process else ""
+    raise ConfigError(
+        f"data.batch_size={batch_size} leaves each of the {world_size} processes no "
+        f"training batch: the {rows} training rows of '{name}' are {rows / world_size:g} "
+        f"a process (data.batch_size is per device); use {fix}fewer devices "
+        "(trainer.devices), or data.drop_last=false to keep the last partial batch"
+    )

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from objectives import checks
 from objectives.data.batches import InMemoryBatches
-from objectives.data.checks import checked
+from objectives.data.checks import check_batches, checked
 from objectives.data.splits import split_indices
 from objectives.errors import ConfigError
 
@@ -105,26 +105,9 @@ class InMemoryDataModule(L.LightningDataModule):
         return self.splits
 
     def check_training_batches(self, world_size: int) -> None:
-        """Refuse, before training, a batch size that leaves a process no training batch.
-        `data.batch_size` is per process: `world_size` processes step on `world_size ×
-        batch_size` rows, and with `drop_last` the rows short of that make no step."""
+        """Refuse, before training, a batch size that leaves a process no training batch."""
         rows = len(self._load()["train"][0])
-        if not self.drop_last or self.batch_size * world_size <= rows:
-            return
-        if world_size == 1:
-            raise ConfigError(
-                f"data.batch_size={self.batch_size} is larger than the {rows} training rows "
-                f"of '{self.name}'; use data.batch_size={min(rows, 32)} or less, or "
-                "data.drop_last=false to train on one smaller batch"
-            )
-        per_process = rows // world_size
-        fix = f"data.batch_size={per_process} or less, " if per_process else ""
-        raise ConfigError(
-            f"data.batch_size={self.batch_size} leaves each of the {world_size} processes no "
-            f"training batch: the {rows} training rows of '{self.name}' are {rows / world_size:g} "
-            f"a process (data.batch_size is per device); use {fix}fewer devices "
-            "(trainer.devices), or data.drop_last=false to keep the last partial batch"
-        )
+        check_batches(rows, self.batch_size, world_size, self.drop_last, self.name)
 
     def _split(self, pool: Split, fractions: dict[str, float]) -> dict[str, Split]:
         inputs, targets = pool
@@ -152,6 +135,9 @@ class InMemoryDataModule(L.LightningDataModule):
         """A whole split's `(inputs, targets)` (on the accelerator once set up), for metrics
         that judge a model on all of it at once (k-NN, linear probes)."""
         return self._load()[name]
+
+    def split_size(self, name: str) -> int:
+        return len(self._load()[name][0])
 
     @property
     def dims(self) -> dict[str, int]:

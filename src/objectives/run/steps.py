@@ -35,10 +35,10 @@ def check_batches(trainer: L.Trainer, datamodule: L.LightningDataModule) -> str 
 def check_test_split(datamodule: L.LightningDataModule, test: bool) -> None:
     """Refuse, before training, `test=true` on data without a test split: the run would fail
     only once trained, when its test starts."""
-    split = getattr(datamodule, "split", None)
-    if not test or split is None:
+    size = getattr(datamodule, "split_size", None)
+    if not test or size is None:
         return
-    if len(split("test")[0]) == 0:
+    if size("test") == 0:
         raise ConfigError(
             "the data has no test split (data.test_fraction=0), but test=true tests the model "
             "after training; set test=false, or data.test_fraction=0.15"

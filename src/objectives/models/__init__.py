@@ -3,5 +3,6 @@
 from objectives.models.cnn import CNN
 from objectives.models.gan import GANNetworks
 from objectives.models.mlp import MLP
+from objectives.models.resnet import ResNet
 
-__all__ = ["CNN", "MLP", "GANNetworks"]
+__all__ = ["CNN", "MLP", "GANNetworks", "ResNet"]

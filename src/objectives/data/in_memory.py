@@ -81,6 +81,11 @@ class InMemoryDataModule(L.LightningDataModule):
         # training rows left over after the last whole batch: dropped, or one smaller step
         self.drop_last = checks.boolean(drop_last, "data.drop_last")
         self.splits: dict[str, Split] | None = None
+        # the training split's standardisation statistics (saved in checkpoints), the splits
+        # before standardising, and the device they were moved to
+        self.statistics: dict[str, Tensor] | None = None
+        self._raw: dict[str, Split] | None = None
+        self._device: torch.device | None = None
 
     # -- loading ---------------------------------------------------------------------------
     def _load(self) -> dict[str, Split]:
@@ -116,20 +121,52 @@ class InMemoryDataModule(L.LightningDataModule):
         return {key: (inputs[idx], targets[idx]) for key, idx in parts.items()}
 
     def _standardize(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """The splits standardised by the training split's statistics: those a checkpoint
+        saved when one was loaded (`load_state_dict`), else computed now."""
+        if not (self.standardize_inputs or self.standardize_target):
+            return splits
+        self._raw = splits
         x_train, y_train = splits["train"]
         if self.standardize_target and not y_train.is_floating_point():
             raise ConfigError(
                 f"data '{self.name}' has class labels; set data.standardize_target=false"
             )
-        x_mean, x_std = x_train.mean(0), x_train.std(0).clamp_min(1e-12)
+        if self.statistics is None:
+            self.statistics = {}
+            if self.standardize_inputs:
+                self.statistics.update(
+                    x_mean=x_train.mean(0), x_std=x_train.std(0).clamp_min(1e-12)
+                )
+            if self.standardize_target:
+                self.statistics.update(
+                    y_mean=y_train.mean(0), y_std=y_train.std(0).clamp_min(1e-12)
+                )
+        stats = self.statistics
         out = {}
         for key, (x, y) in splits.items():
             if self.standardize_inputs:
-                x = (x - x_mean) / x_std
+                x = (x - stats["x_mean"].to(x.device)) / stats["x_std"].to(x.device)
             if self.standardize_target:
-                y = (y - y_train.mean(0)) / y_train.std(0).clamp_min(1e-12)
+                y = (y - stats["y_mean"].to(y.device)) / stats["y_std"].to(y.device)
             out[key] = (x, y)
         return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training split's standardisation statistics: saved in every checkpoint, so
+        a resumed run and `eval.py` scale data as the model was trained, never by figures
+        recomputed from whatever data is there now."""
+        if self.statistics is None:
+            return {}
+        return {key: value.tolist() for key, value in self.statistics.items()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if not state_dict:
+            return
+        self.statistics = {k: torch.tensor(v, dtype=torch.float32) for k, v in state_dict.items()}
+        if self._raw is not None:  # already loaded: standardise again, by the saved figures
+            self.splits = self._standardize(self._raw)
+            if self._device is not None:
+                self._place(self._device)
 
     def split(self, name: str) -> Split:
         """A whole split's `(inputs, targets)` (on the accelerator once set up), for metrics
@@ -161,12 +198,16 @@ class InMemoryDataModule(L.LightningDataModule):
 
     # -- Lightning hooks -------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
-        splits = self._load()
+        self._load()
         trainer = self.trainer
         if self.on_device and trainer is not None:
-            device = trainer.strategy.root_device
-            # every tensor of a split (a sequence module's splits hold three)
-            self.splits = {k: tuple(t.to(device) for t in split) for k, split in splits.items()}
+            self._place(trainer.strategy.root_device)
+
+    def _place(self, device: torch.device) -> None:
+        """Every tensor of every split (a sequence module's splits hold three) on `device`."""
+        assert self.splits is not None
+        self._device = device
+        self.splits = {k: tuple(t.to(device) for t in split) for k, split in self.splits.items()}
 
     def _batches(self, split: str, train: bool) -> InMemoryBatches:
         trainer = self.trainer

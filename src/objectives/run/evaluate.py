@@ -1,7 +1,9 @@
 """`python eval.py ckpt_path=...`: evaluate a checkpoint on its data's test split.
 
 The checkpoint carries the resolved config that built its module (task, data, model,
-objective), so nothing has to be re-typed; `data.*` overrides change the data only.
+objective), so nothing has to be re-typed; `data.*` overrides change the data only. The
+data is scaled by the training split's statistics the checkpoint saved (and classes named
+as it saved), not by figures recomputed from the files there now.
 Checkpoints are read with `weights_only=True`: one that needs arbitrary code to load
 is refused, never executed.
 """
@@ -39,6 +41,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     check_fits(cfg.ckpt_path, checkpoint, parts.module.run_config, parts.module,
                fix="leave out the data overrides that change its sizes")  # fmt: skip
     parts.module.load_state_dict(checkpoint["state_dict"])
+    # the training split's statistics and class names, as saved: never recomputed
+    datamodule = parts.datamodule
+    datamodule.load_state_dict(checkpoint.get(type(datamodule).__qualname__, {}))
     trainer = build_trainer(cfg.trainer, loggers=instantiate_loggers(cfg))
     keep_cores_for_torch()
     note_training_started()  # the checkpoint fits: from here on the folder is the run's

@@ -37,7 +37,8 @@ def test_every_option_composes(compose_cfg, group: str, option: str) -> None:
         assert cfg.paths.log_dir == "logs"
         return
     override = f"{group}=[{option}]" if group == "regularizer" else f"{group}={option}"
-    if (group, option) == ("data", "mnist"):
+    if (group, option) in (("data", "mnist"), ("data", "image_folder"), ("data", "cifar10"),
+                           ("data", "cifar100")):  # fmt: skip
         override += " data.root=/any/folder"  # required: there is no default folder
     if (group, option) == ("data", "csv"):
         override += " data.path=/any/file.csv data.target=y"  # required: no default file
@@ -89,9 +90,12 @@ DATA_USES = {
     "diabetes": ("regression", ["linear", "mlp"]),
     "csv": ("regression", ["linear", "mlp"]),
     "noise_levels": ("regression", ["linear", "mlp"]),
-    "digits": ("classification", ["mlp", "cnn"]),
+    "digits": ("classification", ["mlp", "cnn", "resnet"]),
     "blobs_images": ("classification", ["mlp", "cnn"]),
     "mnist": ("classification", ["mlp", "cnn"]),
+    "image_folder": ("classification", ["mlp", "cnn", "resnet"]),
+    "cifar10": ("classification", ["cnn", "resnet"]),
+    "cifar100": ("classification", ["cnn", "resnet"]),
     "ring": ("gan", ["gan_mlp"]),
     "ppca": ("vae", ["vae_linear", "vae_mlp"]),
     "digit_strings": ("sequence", ["crnn"]),
@@ -129,6 +133,17 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
 
         extra.append(f"data.root={write_folder(tmp_path / 'mnist', arrays(40, 10, (8, 8)))}")
         extra.append("data.batch_size=8")
+    if option == "image_folder":  # a small folder of PNGs, written here
+        from tests.image_files import write_folder as write_images
+
+        extra += [f"data.root={write_images(tmp_path / 'images', per_class=10)}",
+                  "data.batch_size=4", "data.num_workers=0"]  # fmt: skip
+    if option.startswith("cifar"):  # tiny CIFAR binary files, written here
+        from tests import test_cifar
+
+        write = getattr(test_cifar, f"write_{option}_bin")
+        extra += [f"data.root={write(tmp_path / option)}", "data.batch_size=4",
+                  "data.num_workers=0"]  # fmt: skip
     if option == "csv":  # a small CSV file, written here
         from tests.test_bad_data import regression_csv
 
@@ -140,6 +155,7 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
         parts = assemble(compose_cfg(f"data={option}", f"model={model}", *extra))
         parts.datamodule.setup("fit")
         batch = next(iter(parts.datamodule.train_dataloader()))
+        batch = parts.datamodule.on_after_batch_transfer(batch, 0)  # file data: uint8 → float
         if task == "sequence":  # inputs, input lengths, targets, the window's token count
             logits, steps = parts.module.model(*batch[:2])
             assert logits.shape[-1] == parts.datamodule.dims["num_tokens"]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from objectives.errors import BadFile, ConfigError
@@ -115,8 +116,6 @@ class ImageFolder:
             return channels, *self.size
         if not self.files:
             return channels, 1, 1
-        from PIL import Image  # imported here: only image data needs Pillow
-
         first = self.root / self.files[0]
         try:
             with Image.open(first) as image:
@@ -135,8 +134,6 @@ class ImageFolder:
         return str(self.root / self.files[index])
 
     def read(self, index: int) -> Tensor:
-        from PIL import Image
-
         path = self.root / self.files[index]
         try:
             with Image.open(path) as image:

@@ -6,6 +6,8 @@ device it is on and transforms every image differently in a few vectorised calls
 
 from objectives.augment.affine import AffineOp, RandomAffine, RandomResizedCrop
 from objectives.augment.base import AugmentOp
+from objectives.augment.color import ColorJitter
+from objectives.augment.crop_flip import RandomHorizontalFlip, RandomPadCrop
 from objectives.augment.erasing import RandomErasing
 from objectives.augment.noise import GaussianNoise
 from objectives.augment.pipeline import Augment
@@ -14,8 +16,11 @@ __all__ = [
     "AffineOp",
     "Augment",
     "AugmentOp",
+    "ColorJitter",
     "GaussianNoise",
     "RandomAffine",
     "RandomErasing",
+    "RandomHorizontalFlip",
+    "RandomPadCrop",
     "RandomResizedCrop",
 ]

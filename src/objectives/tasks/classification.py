@@ -24,6 +24,13 @@ class ClassificationModule(ObjectiveModule):
     For two classes it also offers the one-logit view that binary losses read:
     `binary_logit` = logit₁ − logit₀ (softmax over two classes is the sigmoid of this
     difference) and `binary_target` = the label as a float.
+
+    `augment` (augment=cifar, any module mapping a batch of inputs to one of the same
+    shape) changes the inputs of training batches, without gradients, before the network
+    sees them; validation and test batches, and what callbacks read through
+    `step_outputs`, are left as they are. Its random numbers come from the global
+    generators or from its own, both saved in checkpoints (tasks/random_states.py), so a
+    resumed run draws the augmentations the uninterrupted one would have.
     """
 
     task_name = "classification"
@@ -31,7 +38,19 @@ class ClassificationModule(ObjectiveModule):
     primary_metric = "acc"
     BINARY_OUTPUTS = ("binary_logit", "binary_target")
 
-    def __init__(self, model: nn.Module, objective: Objective, num_classes: int, **kwargs: Any):
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        num_classes: int,
+        augment: nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if augment is not None and not isinstance(augment, nn.Module):
+            raise ConfigError(
+                f"task.augment must be augmentations (a module, e.g. augment=cifar) or null, "
+                f"got {type(augment).__name__}"
+            )
         self.num_classes = int(num_classes)
         wants_binary = [k for k in self.BINARY_OUTPUTS if k in objective.reads]
         if wants_binary and self.num_classes != 2:
@@ -43,6 +62,14 @@ class ClassificationModule(ObjectiveModule):
             )
         self._binary = bool(wants_binary)
         super().__init__(model, objective, **kwargs)
+        self.augment = augment
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        if self.augment is not None:
+            inputs, *rest = batch
+            with torch.no_grad():
+                batch = (self.augment(inputs), *rest)
+        return super().training_step(batch, batch_idx)
 
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         inputs, target = batch

@@ -112,3 +112,29 @@ def test_every_preset_trains_on_two_processes_or_refuses_in_one_line(
     assert not errors
     (last,) = tmp_path.rglob("last.ckpt")
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] >= 1
+
+
+@pytest.mark.slow
+def test_two_processes_on_an_image_folder_take_the_one_process_gradient(
+    compose_cfg, tmp_path: Path
+) -> None:
+    """File-backed data under DDP: each process's DataLoader (with a worker) reads its own
+    share of the global batch (RankSampler), so one SGD step of lr 1 from the same start
+    (w − ∇J) gives the weights one process gets on the whole batch."""
+    from tests.image_files import write_folder
+
+    root = write_folder(tmp_path / "images", classes=3, per_class=20)
+    recipe = ["experiment=digits_cnn", "data=image_folder", f"data.root={root}",
+              "data.num_workers=1", "model.dropout=0.0", "optimizer=sgd", "optimizer.lr=1.0",
+              "optimizer.momentum=0.0", "trainer.max_steps=1",
+              "++trainer.limit_val_batches=1"]  # fmt: skip
+    ddp = run_train("trainer=ddp_cpu", *recipe, "data.batch_size=8",
+                    f"paths.log_dir={tmp_path / 'ddp'}")  # fmt: skip
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "Batch: 8 rows a device × 2 devices × 1 accumulated = 16 rows" in ddp.stdout + ddp.stderr
+    train(compose_cfg(*recipe, *QUIET, "data.batch_size=16", fast=False))
+    single, distributed = final_weights(tmp_path / "checkpoints"), final_weights(tmp_path / "ddp")
+    moved = [name for name in single if "weight" in name]
+    assert moved
+    for name, want in single.items():
+        torch.testing.assert_close(distributed[name], want, rtol=0, atol=1e-5, msg=name)

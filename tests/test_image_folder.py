@@ -106,6 +106,7 @@ def test_streaming_and_in_memory_paths_give_the_same_batches(tmp_path: Path, dro
 @pytest.mark.parametrize("drop_last", [True, False])
 def test_each_rank_reads_the_rows_the_in_memory_batches_slice(world, training, drop_last) -> None:
     rows, size, seed = 23, 4, 7
+    shares = []
     for rank in range(world):
         sampler = RankSampler(rows, size, training, training, drop_last, seed, rank, world)
         sampler.set_epoch(3)
@@ -115,6 +116,11 @@ def test_each_rank_reads_the_rows_the_in_memory_batches_slice(world, training, d
                                  epoch=lambda: 3, rank=rank, world_size=world)  # fmt: skip
         assert indices == [int(i) for (batch,) in sliced for i in batch]
         assert len(sampler) == len(indices)
+        shares.append(indices)
+    if not training or drop_last:  # nothing padded: the ranks' shares are disjoint
+        read = [i for share in shares for i in share]
+        assert len(read) == len(set(read))
+        assert len(read) == (rows if not training else rows // (world * size) * world * size)
 
 
 # -- bad input found before training -----------------------------------------------------

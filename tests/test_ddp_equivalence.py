@@ -23,6 +23,7 @@ import pytest
 import torch
 
 from objectives.run.train import train
+from tests.preset_data import files_for
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = ["trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null",
@@ -102,7 +103,8 @@ def test_every_preset_trains_on_two_processes_or_refuses_in_one_line(
     """A few steps of each recipe under `trainer=ddp_cpu`: at least one optimizer step, or one
     `error:` line before training (e.g. a batch of every training row, which two processes
     cannot each fill)."""
-    run = run_train(f"experiment={preset}", "trainer=ddp_cpu", "trainer.max_steps=2",
+    run = run_train(f"experiment={preset}", *files_for(preset, tmp_path), "trainer=ddp_cpu",
+                    "trainer.max_steps=2",
                     "++trainer.limit_val_batches=1", f"paths.log_dir={tmp_path}")  # fmt: skip
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     if run.returncode:

@@ -28,6 +28,7 @@ from objectives.run.assemble import assemble, build_trainer
 from objectives.run.config import config_dir
 from objectives.run.train import train
 from tests.conftest import read_scalars
+from tests.preset_data import files_for
 
 pytestmark = [
     pytest.mark.gpu,
@@ -61,11 +62,15 @@ def test_a_gpu_run_keeps_network_data_and_sums_on_the_device(compose_cfg, tmp_pa
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_term_in_bf16_mixed_is_close_to_float32(compose_cfg, preset: str) -> None:
+def test_every_term_in_bf16_mixed_is_close_to_float32(
+    compose_cfg, tmp_path: Path, preset: str
+) -> None:
     """One validation pass of each preset's fresh network, float32 against bf16-mixed."""
     values = {}
+    files = files_for(preset, tmp_path)
     for precision in ("32-true", "bf16-mixed"):
-        cfg = compose_cfg(f"experiment={preset}", "trainer=gpu", f"trainer.precision={precision}",
+        cfg = compose_cfg(f"experiment={preset}", *files, "trainer=gpu",
+                          f"trainer.precision={precision}",
                           "++trainer.limit_val_batches=1", "logger=none",
                           "callbacks=none")  # fmt: skip
         torch.manual_seed(0)

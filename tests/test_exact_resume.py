@@ -224,3 +224,16 @@ def test_batches_resume_at_the_next_batch_of_the_same_epoch_order() -> None:
     stale.load_state_dict(state)
     epoch[0] = 2  # a state of another epoch: the pass starts at the first batch
     assert len(list(stale)) == 6
+
+
+@pytest.mark.slow
+def test_an_image_folder_read_by_workers_resumes_bit_for_bit(compose_cfg, tmp_path: Path) -> None:
+    """DataLoader workers draw a fit's first indices when Lightning makes its first iterator,
+    before it sets the sampler's epoch: the resumed epoch must still be read in its own
+    order (data/rank_sampler.py), and the augmentations draw on from the saved states."""
+    from tests.image_files import write_folder
+
+    root = write_folder(tmp_path / "images", classes=3, per_class=12)
+    assert_resume_is_exact(compose_cfg, tmp_path, "experiment=digits_cnn", "data=image_folder",
+                           f"data.root={root}", "data.num_workers=2", "data.batch_size=8",
+                           "augment=cifar", "augment.crop.size_pad=1")  # fmt: skip

@@ -296,8 +296,12 @@ class FileDataModule(L.LightningDataModule):
                 epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
                 rank=rank, world_size=world,
             )  # fmt: skip
+        # the epoch the fit loop is about to train (for its first iterator, made before the
+        # loop's `set_epoch`, `current_epoch` still counts the epochs completed: in a run
+        # resumed at an epoch's end that is the epoch before)
+        epoch = (lambda: trainer.fit_loop.epoch_progress.current.processed) if trainer else None
         sampler = RankSampler(len(samples), self.batch_size, train, shuffle, self.drop_last,
-                              self.split_seed, rank, world)  # fmt: skip
+                              self.split_seed, rank, world, epoch)  # fmt: skip
         return self._loader(samples, self.batch_size, sampler)
 
     def train_dataloader(self):

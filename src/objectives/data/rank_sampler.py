@@ -6,12 +6,15 @@ and in-memory paths train on the same batches, and two processes' batches togeth
 the one-process batch (so their averaged gradient is the one-process gradient).
 
 It is a `DistributedSampler` so that Lightning keeps it under DDP rather than replacing it
-with its own, and calls `set_epoch` on it at the start of every epoch.
+with its own. The epoch comes from `epoch()` (the fit loop's) when given, not from
+`set_epoch`: Lightning creates a fit's first iterator before it calls `set_epoch`, and a
+DataLoader with workers draws its first indices at once, so a resumed run would read its
+first epoch in the order of an earlier one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data.distributed import DistributedSampler
@@ -34,22 +37,23 @@ class RankSampler(DistributedSampler):
         seed: int,
         rank: int = 0,
         world_size: int = 1,
+        epoch: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(
             range(rows), num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
         )
         self.rows, self.batch_size, self.training = rows, batch_size, training
         self.drop_last_rows = drop_last  # DistributedSampler's own `drop_last` means another thing
+        self.current_epoch = epoch
 
     def bounds(self) -> list[tuple[int, int]]:
         return batch_bounds(self.rows, self.batch_size, self.training, self.drop_last_rows,
                             self.rank, self.num_replicas)  # fmt: skip
 
     def __iter__(self) -> Iterator[int]:
+        epoch = self.epoch if self.current_epoch is None else self.current_epoch()
         order = (
-            epoch_order(self.rows, self.seed, self.epoch)
-            if self.shuffle
-            else torch.arange(self.rows)
+            epoch_order(self.rows, self.seed, epoch) if self.shuffle else torch.arange(self.rows)
         )
         for start, end in self.bounds():
             yield from order[torch.arange(start, end) % self.rows].tolist()

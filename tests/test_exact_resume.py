@@ -237,3 +237,29 @@ def test_an_image_folder_read_by_workers_resumes_bit_for_bit(compose_cfg, tmp_pa
     assert_resume_is_exact(compose_cfg, tmp_path, "experiment=digits_cnn", "data=image_folder",
                            f"data.root={root}", "data.num_workers=2", "data.batch_size=8",
                            "augment=cifar", "augment.crop.size_pad=1")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_an_image_folder_stopped_mid_epoch_resumes_at_the_next_batch_bit_for_bit(
+    compose_cfg, tmp_path: Path
+) -> None:
+    """The file path's DataLoader keeps its place in the epoch as the in-memory batches do."""
+    from tests.image_files import write_folder
+
+    root = write_folder(tmp_path / "images", classes=3, per_class=16)
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    middle = stopped / "checkpoints" / "middle.ckpt"
+    run = ["experiment=digits_cnn", "data=image_folder", f"data.root={root}",
+           "data.num_workers=2", "data.batch_size=4", "augment=cifar", "augment.crop.size_pad=1",
+           "trainer.max_epochs=3"]  # fmt: skip
+    stop = [f"+callbacks.stop._target_={__name__}.StopMidEpoch", f"+callbacks.stop.path={middle}",
+            "+callbacks.stop.epoch=1", "+callbacks.stop.batch=3"]  # fmt: skip
+    with pytest.raises(RuntimeError, match="stopped mid-epoch"):
+        fit(compose_cfg, stopped, *run, *stop)
+    saved = torch.load(middle, weights_only=True)
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"epoch": 1, "batches": 4}
+    ]
+    fit(compose_cfg, stopped, *run, f"ckpt_path={middle}")
+    fit(compose_cfg, whole, *run)
+    assert_equal_bit_for_bit(checkpoint_of(stopped), checkpoint_of(whole))

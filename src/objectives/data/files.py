@@ -16,7 +16,7 @@ from whatever data is there now.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,42 @@ def collate_readable(batch: list[tuple[Tensor | None, int, str | None]]):
             "check the data folder"
         )
     return torch.stack([x for x, _ in kept]), torch.tensor([y for _, y in kept]), problems
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose place in the epoch a checkpoint keeps, as `InMemoryBatches` does:
+    the epoch of the pass under way and the batches handed out (Lightning fetches one at a
+    time from a loader with a length, so that is the batches trained on, the current one
+    included). A resumed pass over that epoch leaves those out (`RankSampler.skip`); the
+    pass starts when the first batch is asked for, once the fit loop knows its epoch."""
+
+    sampler: RankSampler
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epoch_of_pass: int | None = None
+        self._handed_out = 0
+        self._resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        epoch = -1 if self._epoch_of_pass is None else self._epoch_of_pass
+        return {"epoch": epoch, "batches": self._handed_out}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
+
+    def __iter__(self) -> Iterator[Any]:
+        epoch = self.sampler.epoch_now()
+        skip = 0
+        if self._resume_at is not None:
+            resumed_epoch, batches = self._resume_at
+            self._resume_at = None
+            skip = batches if resumed_epoch == epoch else 0
+        self.sampler.skip = skip
+        self._epoch_of_pass, self._handed_out = epoch, skip
+        for batch in super().__iter__():
+            self._handed_out += 1
+            yield batch
 
 
 class FileDataModule(L.LightningDataModule):
@@ -265,7 +301,8 @@ class FileDataModule(L.LightningDataModule):
 
     def _loader(self, samples: Samples, batch_size: int, sampler: RankSampler | None):
         workers = self.num_workers
-        return DataLoader(
+        kind = DataLoader if sampler is None else ResumableLoader
+        return kind(
             samples,
             batch_size=batch_size,
             sampler=sampler,

@@ -45,17 +45,21 @@ class RankSampler(DistributedSampler):
         self.rows, self.batch_size, self.training = rows, batch_size, training
         self.drop_last_rows = drop_last  # DistributedSampler's own `drop_last` means another thing
         self.current_epoch = epoch
+        self.skip = 0  # batches the next pass leaves out: a resumed epoch's trained ones
 
     def bounds(self) -> list[tuple[int, int]]:
         return batch_bounds(self.rows, self.batch_size, self.training, self.drop_last_rows,
                             self.rank, self.num_replicas)  # fmt: skip
 
+    def epoch_now(self) -> int:
+        return self.epoch if self.current_epoch is None else self.current_epoch()
+
     def __iter__(self) -> Iterator[int]:
-        epoch = self.epoch if self.current_epoch is None else self.current_epoch()
+        epoch, skip, self.skip = self.epoch_now(), self.skip, 0
         order = (
             epoch_order(self.rows, self.seed, epoch) if self.shuffle else torch.arange(self.rows)
         )
-        for start, end in self.bounds():
+        for start, end in self.bounds()[skip:]:
             yield from order[torch.arange(start, end) % self.rows].tolist()
 
     def __len__(self) -> int:

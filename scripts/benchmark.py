@@ -49,6 +49,28 @@ last layer), pcgrad. Ratios there are time per step relative to the first varian
 `--compare guard`: the guard off (its per-step work and checks no-ops), `stop` (the
 default: a reference kept a step, one read a logging interval), `skip` (the masked update),
 and host_read (the guard as it was: `bool(J.isfinite())` every step).
+
+Work `folder` (its own comparison; `--compare` does not apply): ResNet-20 (the cifar_resnet
+recipe: J = CE + 5e-5·L2, SGD lr 0.1 momentum 0.9 nesterov, pad-crop + flip) on a 32×32
+RGB image folder written once into a temporary folder (`--images` PNGs, 10 classes, a
+colour gradient a class plus pixel noise, so each file decodes like a CIFAR PNG), read by
+`data=image_folder` with 2 DataLoader workers. Three variants, each from the composed
+config's own FileDataModule and its train DataLoader:
+
+  decode  the DataLoader alone, whole epochs, no model: the rate the workers can supply
+  plain   a PyTorch loop over that DataLoader: the module's `on_after_batch_transfer`
+          (uint8 → normalised floats), the task's own Augment module, forward, CE + L2
+          written by hand, backward, SGD with the recipe's settings, the cosine schedule
+  stack   the Trainer train.py builds (as c: logged, no callbacks, no progress bar) over
+          the same module and DataLoader
+
+Each fit runs `--epochs` epochs of `--steps` training steps (limit_train_batches; the first
+epoch a warm-up, not timed). It prints images/s of each (median [min, max] over rounds) and
+stack/plain and decode/stack (median [min, max]); rounds alternate the order of plain and
+stack.
+
+    python scripts/benchmark.py --work folder    # 1-2 min on 2 idle CPU cores, ~6 when busy
+    python scripts/benchmark.py --work folder --steps 8 --rounds 7
 """
 
 from __future__ import annotations
@@ -56,6 +78,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import itertools
 import logging
 import os
 import statistics
@@ -73,6 +96,7 @@ import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.combined_loader import _shutdown_workers_and_reset_iterator
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -106,8 +130,10 @@ WORK = {
         "experiment=uw_two_heads", "data.source.n=65536", "data.batch_size=256",
         "model.hidden=[64,32]", "optimizer.lr=0.001",
     ],
+    # ResNet-20 on an image folder written by the run (data.root is added then)
+    "folder": ["experiment=cifar_resnet", "data=image_folder", "data.num_workers=2"],
 }  # fmt: skip
-EPOCHS = {"mlp": 3, "cnn": 12, "two_heads": 3}  # the first is a warm-up
+EPOCHS = {"mlp": 3, "cnn": 12, "two_heads": 3, "folder": 2}  # the first is a warm-up
 # --compare weighting runs on its own work unless --work says otherwise
 DEFAULT_WORK = {"weighting": "two_heads"}
 
@@ -144,6 +170,10 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+# the L2 weight of the classification works' J (cifar_resnet: the paper's decay 1e-4 as 5e-5·‖θ‖²)
+L2_WEIGHT = {"cnn": 1e-4, "folder": 5e-5}
+
+
 def objective_by_hand(work: str, net: nn.Module, out: Tensor, y: Tensor) -> Tensor:
     """The same J as the configs, written out as a plain PyTorch user would."""
     params = list(net.parameters())
@@ -151,7 +181,7 @@ def objective_by_hand(work: str, net: nn.Module, out: Tensor, y: Tensor) -> Tens
         l1 = sum(p.abs().sum() for p in params)
         l2 = sum(p.square().sum() for p in params)
         return F.mse_loss(out, y) + 0.1 * l1 + 1e-4 * l2
-    return F.cross_entropy(out, y) + 1e-4 * sum(p.square().sum() for p in params)
+    return F.cross_entropy(out, y) + L2_WEIGHT[work] * sum(p.square().sum() for p in params)
 
 
 # -- plain PyTorch loops -------------------------------------------------------------------
@@ -467,8 +497,165 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
 }
 
 
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+def summary(values: list[float], digits: int = 3) -> str:
+    median, low, high = statistics.median(values), min(values), max(values)
+    return f"{median:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+# -- work `folder`: ResNet-20 on image files decoded by DataLoader workers ---------------------
+RECIPE_EPOCHS = 30  # cifar_resnet's trainer.max_epochs: the cosine schedule's T_max
+
+
+def write_image_folder(root: Path, images: int, classes: int = 10, size: int = 32) -> Path:
+    """`images` RGB PNGs of `size`², in `classes` class folders: a colour gradient a class
+    plus uniform pixel noise (±24 levels), so a file is about as large as a CIFAR PNG (~2 kB)
+    and decodes about as slowly. Seeded: every run writes the same files."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(60, 196, (classes, 3))
+    grid = np.linspace(-1, 1, size)
+    for index in range(images):
+        c = index % classes
+        angle = 2 * np.pi * c / classes
+        ramp = 40 * (np.cos(angle) * grid[None, :] + np.sin(angle) * grid[:, None])
+        noise = rng.uniform(-24, 24, (size, size, 3))
+        pixels = np.clip(base[c] + ramp[..., None] + noise, 0, 255).round().astype(np.uint8)
+        target = root / f"class_{c}" / f"{index:05d}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels, mode="RGB").save(target)
+    return root
+
+
+def plain_sgd(net: nn.Module) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LRScheduler]:
+    """The cifar_resnet recipe's optimizer and schedule, as a plain PyTorch user writes them."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=RECIPE_EPOCHS)
+
+
+def shut_down_workers(loader: DataLoader) -> None:
+    """Stop a DataLoader's persistent workers now, as Lightning does at the end of a fit."""
+    _shutdown_workers_and_reset_iterator(loader)
+
+
+class FolderWork:
+    """The `folder` work's variants over one image folder, each with a freshly composed
+    data module and task module (the config's `experiment=cifar_resnet data=image_folder`).
+    Each returns seconds a batch from the start of epoch 1 to the end (epoch 0: warm-up).
+
+    The training split's channel statistics are computed by the first data module and
+    loaded into every later one (`load_state_dict`, as a resumed run loads them): it saves
+    a pass over the folder a variant and times nothing."""
+
+    def __init__(self, root: Path, device: str, epochs: int, steps: int) -> None:
+        self.root, self.device, self.epochs, self.steps = root, device, epochs, steps
+        self.state: dict[str, Any] | None = None
+
+    def overrides(self) -> list[str]:
+        return [f"data.root={self.root}", f"++trainer.limit_train_batches={self.steps}"]
+
+    def fresh(self) -> Assembled:
+        parts = assemble(compose_work("folder", self.overrides()))
+        if self.state is not None:
+            parts.datamodule.load_state_dict(self.state)
+        parts.datamodule.setup("fit")
+        self.state = parts.datamodule.state_dict()
+        return parts
+
+    def decode(self) -> float:
+        """The train DataLoader alone, whole epochs, nothing done with the batches."""
+        loader = self.fresh().datamodule.train_dataloader()
+        start, batches = 0.0, 0
+        for epoch in range(self.epochs):
+            if epoch == 1:
+                start, batches = time.perf_counter(), 0
+            loader.sampler.set_epoch(epoch)  # as Lightning does at every epoch's start
+            for _ in loader:
+                batches += 1
+        seconds = (time.perf_counter() - start) / batches
+        shut_down_workers(loader)
+        return seconds
+
+    def plain(self) -> float:
+        """A PyTorch loop over the data module's train DataLoader: its batch conversion, the
+        task's own Augment module, the network, J by hand, SGD and the cosine schedule."""
+        parts = self.fresh()
+        data, module, device = parts.datamodule, parts.module, self.device
+        net = module.model.to(device).train()
+        augment = module.augment.to(device) if module.augment is not None else None
+        optimizer, schedule = plain_sgd(net)
+        loader = data.train_dataloader()
+        start, steps = 0.0, 0
+        for epoch in range(self.epochs):
+            if epoch == 1:
+                sync(device)
+                start, steps = time.perf_counter(), 0
+            loader.sampler.set_epoch(epoch)
+            for images, labels, problems in itertools.islice(loader, self.steps):
+                x, y = data.on_after_batch_transfer(
+                    (images.to(device), labels.to(device), problems), 0
+                )
+                if augment is not None:
+                    with torch.no_grad():
+                        x = augment(x)
+                loss = objective_by_hand("folder", net, net(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                steps += 1
+            schedule.step()
+        sync(device)
+        seconds = (time.perf_counter() - start) / steps
+        shut_down_workers(loader)
+        return seconds
+
+    def stack(self) -> float:
+        """The Trainer train.py builds (as variant c: logged, no callbacks, no progress bar)
+        fitting the task module on the data module."""
+        parts = self.fresh()
+        with tempfile.TemporaryDirectory() as folder:
+            trainer, timer = stack_trainer(
+                "folder", self.device, self.epochs, folder, ["callbacks=none", *self.overrides()]
+            )
+            trainer.fit(parts.module, datamodule=parts.datamodule)
+        return timer.seconds_per_step
+
+
+FOLDER_VARIANTS = ("decode", "plain", "stack")
+
+
+def folder_benchmark(
+    device: str, rounds: int, epochs: int, steps: int, images: int
+) -> dict[str, list[float]]:
+    """Seconds a batch of each variant, a value a round; the folder is written once.
+    Rounds alternate plain-then-stack and stack-then-plain (decode first in each)."""
+    times: dict[str, list[float]] = {name: [] for name in FOLDER_VARIANTS}
+    with tempfile.TemporaryDirectory() as folder:
+        root = write_image_folder(Path(folder) / "images", images)
+        sizes = [f.stat().st_size for f in root.rglob("*.png")]
+        print(f"wrote {len(sizes)} 32×32 RGB PNGs (mean {statistics.mean(sizes):.0f} bytes) "
+              f"in 10 class folders")  # fmt: skip
+        work = FolderWork(root, device, epochs, steps)
+        for r in range(rounds):
+            order = ("decode", "plain", "stack") if r % 2 == 0 else ("decode", "stack", "plain")
+            for name in order:
+                torch.manual_seed(0)
+                times[name].append(getattr(work, name)())
+    return times
+
+
+def print_folder(times: dict[str, list[float]], batch: int, header: str) -> None:
+    print(header)
+    labels = {"decode": "decode limit", "plain": "plain loop", "stack": "stack"}
+    print(f"{'variant':<14} {'images/s: median [min, max]':>30} {'ms/step':>9}")
+    for name in FOLDER_VARIANTS:
+        rates = [batch / t for t in times[name]]
+        median = statistics.median(times[name])
+        print(f"{labels[name]:<14} {summary(rates, digits=1):>30} {1000 * median:9.1f}")
+    for name, other in (("stack", "plain"), ("decode", "stack")):
+        ratios = [o / x for x, o in zip(times[name], times[other], strict=True)]
+        print(f"{name}/{other} throughput: {summary(ratios)}")
 
 
 # -- start-up ------------------------------------------------------------------------------
@@ -518,17 +705,39 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--override", action="append", default=[], help="a config override, e.g. data.source.n=4096"
     )
+    parser.add_argument(
+        "--steps", type=int, default=4, help="work folder: training steps an epoch (default 4)"
+    )
+    parser.add_argument(
+        "--images", type=int, default=2560, help="work folder: PNGs written (default 2560)"
+    )
     args = parser.parse_args(argv)
     args.work = args.work or DEFAULT_WORK.get(args.compare, "mlp")
+    if args.work == "folder" and args.compare != "loops":
+        parser.error("--work folder compares its own variants (decode, plain, stack): no --compare")
     OVERRIDES[:] = args.override
     quiet_irrelevant_warnings()
     keep_cores_for_torch()  # as train.py does (numpy's BLAS threads would compete with torch)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     epochs = args.epochs or EPOCHS[args.work]
-    variants = COMPARISONS[args.compare]
+    if epochs < 2:
+        parser.error("--epochs must be at least 2 (the first is a warm-up, not timed)")
     batch = compose_work(args.work).data.batch_size
+    if args.work == "folder":
+        times = folder_benchmark(args.device, args.rounds, epochs, args.steps, args.images)
+        header = (
+            f"work=folder device={args.device} rounds={args.rounds} epochs={epochs} "
+            f"steps={args.steps} batch={batch} images={args.images} workers=2 "
+            f"augment=the task's Augment (pad-crop + flip) in plain and stack "
+            f"torch={torch.__version__} lightning={L.__version__} "
+            f"threads={torch.get_num_threads()}"
+        )
+        print_folder(times, batch, header)
+        print_start_up(args.startup_repeats)
+        return
+    variants = COMPARISONS[args.compare]
 
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    times = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, run in variants.items():  # interleaved: noise hits every variant alike
             torch.manual_seed(0)
@@ -552,8 +761,12 @@ def main(argv: list[str] | None = None) -> None:
         for name in variants:
             ratios = [t / b for t, b in zip(times[name], times[base], strict=True)]
             print(f"{name:<16} time per step / {base}: {summary(ratios)}")
-    if args.startup_repeats:
-        for name, values in start_up(args.startup_repeats).items():
+    print_start_up(args.startup_repeats)
+
+
+def print_start_up(repeats: int) -> None:
+    if repeats:
+        for name, values in start_up(repeats).items():
             print(f"start-up {name:<11} {statistics.median(values):.2f} s "
                   f"[{min(values):.2f}, {max(values):.2f}]")  # fmt: skip
 

@@ -51,3 +51,57 @@ def test_the_stack_is_timed_with_the_trainer_train_py_builds(benchmark) -> None:
     assert "CallbackGroup" in names and "ModelCheckpoint" not in names
     assert trainer.logger is None
     benchmark.OVERRIDES[:] = []
+
+
+TINY_FOLDER = ["data.batch_size=8", "+model.widths=[4,8,16]"]  # ResNet-20, 4-16 channels
+
+
+@pytest.fixture(scope="module")
+def image_folder(benchmark, tmp_path_factory):
+    return benchmark.write_image_folder(tmp_path_factory.mktemp("folder") / "images", 40)
+
+
+def test_folder_plain_loop_trains_the_stacks_objective_and_optimizer(
+    benchmark, image_folder
+) -> None:
+    """The plain loop of work folder minimises the stack's J (CE + 5e-5·L2) with the
+    recipe's SGD and schedule, on batches the data module converts the same way."""
+    benchmark.OVERRIDES[:] = TINY_FOLDER
+    try:
+        parts = benchmark.FolderWork(image_folder, "cpu", 2, 1).fresh()
+    finally:
+        benchmark.OVERRIDES[:] = []
+    images, labels, problems = next(iter(parts.datamodule.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape[1:] == (3, 32, 32) and not problems
+    x, y = parts.datamodule.on_after_batch_transfer((images, labels, problems), 0)
+    outputs = parts.module.step_outputs((x, y))
+    framework = parts.module.objective(outputs).total
+    by_hand = benchmark.objective_by_hand("folder", parts.module.model, outputs["logits"], y)
+    assert torch.allclose(framework, by_hand, rtol=1e-6)
+    assert type(parts.module.augment).__name__ == "Augment"  # the plain loop applies it too
+
+    configured = parts.module.configure_optimizers()
+    optimizer, schedule = benchmark.plain_sgd(parts.module.model)
+    settings = ("lr", "momentum", "nesterov", "dampening", "weight_decay")
+    group, ours = configured["optimizer"].param_groups[0], optimizer.param_groups[0]
+    assert type(configured["optimizer"]) is type(optimizer)
+    assert {k: group[k] for k in settings} == {k: ours[k] for k in settings}
+    stack_schedule = configured["lr_scheduler"]["scheduler"]
+    assert type(stack_schedule) is type(schedule)
+    assert (stack_schedule.T_max, stack_schedule.eta_min) == (schedule.T_max, schedule.eta_min)
+
+
+def test_folder_work_reports_decode_plain_stack_and_the_ratio(benchmark, capsys) -> None:
+    overrides = [arg for o in TINY_FOLDER for arg in ("--override", o)]
+    benchmark.main(
+        ["--work", "folder", "--rounds", "1", "--epochs", "2", "--steps", "1",
+         "--images", "40", "--startup-repeats", "0", *overrides]
+    )  # fmt: skip
+    benchmark.OVERRIDES[:] = []
+    out = capsys.readouterr().out
+    assert "work=folder device=cpu" in out and "batch=8" in out
+    for variant in ("decode limit", "plain loop", "stack"):
+        line = next(line for line in out.splitlines() if line.startswith(variant))
+        assert float(line.split()[-4]) > 0  # images/s (median) before [min, max] and ms/step
+    assert "stack/plain throughput:" in out
+    assert "decode/stack throughput:" in out

@@ -24,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 MODES = {"streaming": "false", "in_memory": "true"}
+last_peak: dict[str, float] = {}  # of the last measurement: the main process's MiB, processes
 
 
 def write_images(folder: Path, count: int, size: int = 32, classes: int = 10) -> Path:
@@ -71,16 +72,21 @@ def _descendants(pid: int) -> list[int]:
 
 
 def peak_rss_mib(command: list[str], interval: float = 0.05) -> tuple[float, float, int]:
-    """(peak MiB of the process tree's summed resident sets, seconds, exit status)."""
+    """(peak MiB of the process tree's summed resident sets, seconds, exit status); the
+    main process's own peak and the processes alive at the tree's peak go to `last_peak`."""
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = 0
+    peak = main_peak = processes = 0
     output: list[bytes] = []
     reader = threading.Thread(target=lambda: output.append(child.stdout.read()), daemon=True)
     reader.start()
     while child.poll() is None:
-        peak = max(peak, sum(_rss_kib(p) for p in _descendants(child.pid)))
+        sizes = [_rss_kib(p) for p in _descendants(child.pid)]
+        if sum(sizes) > peak:
+            peak, processes = sum(sizes), len(sizes)
+        main_peak = max(main_peak, sizes[0] if sizes else 0)
         time.sleep(interval)
+    last_peak.update(main=main_peak / 1024, processes=processes)
     reader.join()
     if child.returncode:
         sys.stderr.write(b"".join(output).decode(errors="replace")[-3000:])
@@ -110,7 +116,11 @@ def measure(counts: list[int], modes: list[str]) -> dict[tuple[str, int], float]
                 if status:
                     raise SystemExit(f"error: the {mode} epoch over {count} images failed")
                 peaks[mode, count] = mib
-                print(f"{mode:>9}  {count:>7,} images: peak {mib:7.0f} MiB  ({seconds:.0f} s)")
+                print(
+                    f"{mode:>9}  {count:>7,} images: peak {mib:5.0f} MiB over "
+                    f"{last_peak['processes']:.0f} processes; main process alone "
+                    f"{last_peak['main']:5.0f} MiB  ({seconds:.0f} s)"
+                )
     return peaks
 
 

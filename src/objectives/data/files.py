@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -42,13 +43,16 @@ class Samples(Dataset):
     image is then None and the batch leaves it out)."""
 
     def __init__(self, source: SampleSource, indices: Tensor, skip_bad_files: bool) -> None:
-        self.source, self.indices, self.skip_bad_files = source, indices.tolist(), skip_bad_files
+        # a numpy array, not a list: reading a list's items in a forked worker writes their
+        # reference counts, copying its pages into every worker (torch issue #13246)
+        self.source, self.skip_bad_files = source, skip_bad_files
+        self.indices = indices.numpy().astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, k: int) -> tuple[Tensor | None, int, str | None]:
-        index = self.indices[k]
+        index = int(self.indices[k])
         try:
             return self.source.read(index), int(self.source.labels[index]), None
         except BadFile as err:
@@ -252,7 +256,7 @@ class FileDataModule(L.LightningDataModule):
             return torch.zeros(channels), torch.ones(channels)
         generator = torch.Generator().manual_seed(self.split_seed)
         chosen = torch.randperm(len(train), generator=generator)[: self.stats_samples]
-        sample = Samples(train.source, torch.tensor(train.indices)[chosen], self.skip_bad_files)
+        sample = Samples(train.source, torch.from_numpy(train.indices)[chosen], self.skip_bad_files)
         total = torch.zeros(channels, dtype=torch.float64)
         squares = torch.zeros(channels, dtype=torch.float64)
         count = 0

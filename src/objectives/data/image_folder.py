@@ -91,7 +91,7 @@ class ImageFolder:
                 )
             found = list(class_names)
         self.class_names = found
-        self.files: list[str] = []
+        files: list[str] = []
         labels: list[int] = []
         for label, name in enumerate(self.class_names):
             folder = self.root / name
@@ -104,8 +104,12 @@ class ImageFolder:
                     f"class folder {folder} has no images ({others} other files); images are "
                     f"{', '.join(EXTENSIONS)}: add some, or remove the folder"
                 )
-            self.files += [os.path.join(name, image) for image in images]
+            files += [os.path.join(name, image) for image in images]
             labels += [label] * len(images)
+        # one numpy array of names, not a list of str objects: reading a list's items in a
+        # forked DataLoader worker writes their reference counts, copying them into every
+        # worker (torch issue #13246)
+        self.files = np.array(files, dtype=str)
         self.labels = torch.tensor(labels, dtype=torch.int64)
         self.shape = self._shape()
 
@@ -114,7 +118,7 @@ class ImageFolder:
         channels = MODES[self.mode]
         if self.size is not None:
             return channels, *self.size
-        if not self.files:
+        if not len(self.files):
             return channels, 1, 1
         first = self.root / self.files[0]
         try:
@@ -131,10 +135,10 @@ class ImageFolder:
         return len(self.files)
 
     def where(self, index: int) -> str:
-        return str(self.root / self.files[index])
+        return str(self.root / str(self.files[index]))
 
     def read(self, index: int) -> Tensor:
-        path = self.root / self.files[index]
+        path = self.root / str(self.files[index])
         try:
             with Image.open(path) as image:
                 image = image.convert(self.mode)

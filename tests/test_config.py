@@ -38,7 +38,7 @@ def test_every_option_composes(compose_cfg, group: str, option: str) -> None:
         return
     override = f"{group}=[{option}]" if group == "regularizer" else f"{group}={option}"
     if (group, option) in (("data", "mnist"), ("data", "image_folder"), ("data", "cifar10"),
-                           ("data", "cifar100")):  # fmt: skip
+                           ("data", "cifar100"), ("experiment", "cifar_resnet")):  # fmt: skip
         override += " data.root=/any/folder"  # required: there is no default folder
     if (group, option) == ("data", "csv"):
         override += " data.path=/any/file.csv data.target=y"  # required: no default file

@@ -3,13 +3,10 @@ a few steps, in PNG files Pillow reads back exactly."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def pattern(label: int, index: int, size: int = 8, channels: int = 3) -> np.ndarray:
@@ -36,13 +33,3 @@ def write_folder(
                 image = Image.fromarray(pixels if channels == 3 else pixels[:, :, 0], mode=mode)
                 image.save(folder / f"{i:03d}.png")
     return root
-
-
-def digits_images():
-    """scripts/digits_images.py as a module (scripts/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "digits_images", REPO / "scripts" / "digits_images.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -10,7 +10,7 @@ import pytest
 
 from objectives.run.train import train
 from tests.conftest import read_scalars
-from tests.image_files import digits_images
+from tests.scripts import script
 from tests.test_train import assert_objective_is_sum_of_terms
 
 QUIET = ["trainer.enable_progress_bar=false", "callbacks.rich_progress_bar=null",
@@ -22,7 +22,7 @@ def test_the_resnet_recipe_learns_real_handwriting_from_png_files(compose_cfg, t
     """The first 900 digits as 16×16 RGB PNGs (ten class folders; a quarter of the full
     run's pixels, so the crop shifts by up to 2, not 4), the recipe as it is but for a
     shorter schedule of smaller batches: every term logged, and the digits learnt."""
-    root = digits_images().write_digits(tmp_path / "digits", size=16, count=900)
+    root = script("digits_images").write_digits(tmp_path / "digits", size=16, count=900)
     cfg = compose_cfg("experiment=cifar_resnet", "data=image_folder", f"data.root={root}",
                       "augment.crop.size_pad=2", "data.batch_size=64", "trainer.max_epochs=20",
                       *QUIET, fast=False)  # fmt: skip

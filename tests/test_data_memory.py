@@ -4,34 +4,23 @@ DataLoader workers, resident set) within 15 % of one over a quarter of them
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def data_memory():
-    spec = importlib.util.spec_from_file_location(
-        "data_memory", REPO / "scripts" / "data_memory.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.scripts import script
 
 
 @pytest.mark.slow
 def test_streaming_peak_memory_does_not_grow_with_the_image_count() -> None:
-    peaks = data_memory().measure([1_000, 4_000], ["streaming"])
+    peaks = script("data_memory").measure([1_000, 4_000], ["streaming"])
     assert peaks["streaming", 4_000] <= 1.15 * peaks["streaming", 1_000], peaks
 
 
 def test_the_sampler_sees_the_whole_process_tree() -> None:
     """The peak counts the workers: a child that starts two workers of its own peaks above
     the sum of what one process alone holds (each worker's resident set is added)."""
-    script = data_memory()
+    data_memory = script("data_memory")
     code = (
         "import multiprocessing as mp, time\n"
         "def hold():\n"
@@ -40,5 +29,5 @@ def test_the_sampler_sees_the_whole_process_tree() -> None:
         "    ps = [mp.Process(target=hold) for _ in range(2)]\n"
         "    [p.start() for p in ps]; [p.join() for p in ps]\n"
     )
-    peak, _, status = script.peak_rss_mib([sys.executable, "-c", code])
+    peak, _, status = data_memory.peak_rss_mib([sys.executable, "-c", code])
     assert status == 0 and peak >= 400

@@ -14,7 +14,41 @@ import torch
 from torch import Tensor
 
 
-class InMemoryBatches:
+class PassPosition:
+    """Where a pass over an epoch stands, saved in checkpoints so that a run stopped
+    mid-epoch resumes at the next batch: the pass's epoch and the batches handed out
+    (Lightning fetches one batch at a time from an iterable with a length, so that is the
+    batches trained on, the current one included). Lightning saves `state_dict()` of a
+    training loader that has one and loads it into the resumed run's loader."""
+
+    def __init__(self) -> None:
+        self._epoch_of_pass: int | None = None
+        self._handed_out = 0
+        self._resume_at: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """An epoch of -1 before the first pass."""
+        epoch = -1 if self._epoch_of_pass is None else self._epoch_of_pass
+        return {"epoch": epoch, "batches": self._handed_out}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """The next pass over epoch `state_dict["epoch"]` skips its first
+        `state_dict["batches"]` batches; a pass over another epoch starts at its first."""
+        self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
+
+    def start_pass(self, epoch: int) -> int:
+        """Begin a pass over `epoch`: the batches it leaves out (those a resumed run
+        trained on before it stopped; none otherwise)."""
+        skip = 0
+        if self._resume_at is not None:
+            resumed_epoch, batches = self._resume_at
+            self._resume_at = None
+            skip = batches if resumed_epoch == epoch else 0
+        self._epoch_of_pass, self._handed_out = epoch, skip
+        return skip
+
+
+class InMemoryBatches(PassPosition):
     """Iterate `(x, y, ...)` batches of `batch_size` rows from equally long tensors.
 
     `epoch` is a callable returning the current epoch (the trainer's), so the order
@@ -55,23 +89,7 @@ class InMemoryBatches:
         self.batch_size = int(batch_size)
         self.shuffle, self.training, self.drop_last = shuffle, training, drop_last
         self.seed, self.epoch, self.rank, self.world_size = seed, epoch, rank, world_size
-        # the pass under way: its epoch and the batches handed out so far (the one being
-        # trained on included); and where a resumed pass starts, once loaded
-        self._epoch_of_pass: int | None = None
-        self._handed_out = 0
-        self._resume_at: tuple[int, int] | None = None
-
-    def state_dict(self) -> dict[str, int]:
-        """Where the pass under way is: its epoch and the batches handed out (Lightning
-        fetches one batch at a time from an iterable with a length, so that is the batches
-        trained on, the current one included); an epoch of -1 before the first pass."""
-        epoch = -1 if self._epoch_of_pass is None else self._epoch_of_pass
-        return {"epoch": epoch, "batches": self._handed_out}
-
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        """The next pass over epoch `state_dict["epoch"]` skips its first
-        `state_dict["batches"]` batches; a pass over another epoch starts at its first."""
-        self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
+        PassPosition.__init__(self)
 
     def _batch_bounds(self) -> list[tuple[int, int]]:
         return batch_bounds(self.num_rows, self.batch_size, self.training, self.drop_last,
@@ -83,12 +101,7 @@ class InMemoryBatches:
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         # a generator: this runs at the first batch, once a resumed trainer knows its epoch
         epoch = self.epoch()
-        skip = 0
-        if self._resume_at is not None:
-            resumed_epoch, batches = self._resume_at
-            self._resume_at = None
-            skip = batches if resumed_epoch == epoch else 0
-        self._epoch_of_pass, self._handed_out = epoch, skip
+        skip = self.start_pass(epoch)
         tensors = self.tensors
         if self.shuffle:
             order = epoch_order(self.num_rows, self.seed, epoch).to(tensors[0].device)

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from objectives import checks
-from objectives.data.batches import InMemoryBatches
+from objectives.data.batches import InMemoryBatches, PassPosition
 from objectives.data.checks import check_batches
 from objectives.data.rank_sampler import RankSampler
 from objectives.data.samples import SampleSource
@@ -73,38 +73,21 @@ def collate_readable(batch: list[tuple[Tensor | None, int, str | None]]):
     return torch.stack([x for x, _ in kept]), torch.tensor([y for _, y in kept]), problems
 
 
-class ResumableLoader(DataLoader):
-    """A DataLoader whose place in the epoch a checkpoint keeps, as `InMemoryBatches` does:
-    the epoch of the pass under way and the batches handed out (Lightning fetches one at a
-    time from a loader with a length, so that is the batches trained on, the current one
-    included). A resumed pass over that epoch leaves those out (`RankSampler.skip`); the
-    pass starts when the first batch is asked for, once the fit loop knows its epoch."""
+class ResumableLoader(PassPosition, DataLoader):
+    """A DataLoader that keeps its place in the epoch in checkpoints, as `InMemoryBatches`
+    does (`PassPosition`): a resumed pass over that epoch leaves the trained batches out
+    (`RankSampler.skip`). The pass starts when the first batch is asked for, once the fit
+    loop knows its epoch."""
 
     sampler: RankSampler
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._epoch_of_pass: int | None = None
-        self._handed_out = 0
-        self._resume_at: tuple[int, int] | None = None
-
-    def state_dict(self) -> dict[str, int]:
-        epoch = -1 if self._epoch_of_pass is None else self._epoch_of_pass
-        return {"epoch": epoch, "batches": self._handed_out}
-
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        self._resume_at = (int(state_dict["epoch"]), int(state_dict["batches"]))
+        DataLoader.__init__(self, *args, **kwargs)
+        PassPosition.__init__(self)
 
     def __iter__(self) -> Iterator[Any]:
-        epoch = self.sampler.epoch_now()
-        skip = 0
-        if self._resume_at is not None:
-            resumed_epoch, batches = self._resume_at
-            self._resume_at = None
-            skip = batches if resumed_epoch == epoch else 0
-        self.sampler.skip = skip
-        self._epoch_of_pass, self._handed_out = epoch, skip
-        for batch in super().__iter__():
+        self.sampler.skip = self.start_pass(self.sampler.epoch_now())
+        for batch in DataLoader.__iter__(self):
             self._handed_out += 1
             yield batch
 

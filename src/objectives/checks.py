@@ -21,6 +21,12 @@ from objectives.errors import ConfigError
 T = TypeVar("T")
 
 
+def typed_list(values: Sequence[object]) -> str:
+    """`[16,32,64]`: a list as it is typed on the command line (no spaces), for the fix a
+    message suggests."""
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
 def show(value: Any) -> str:
     """A value as the user typed it: lists (also OmegaConf's, and tuples) as `[a, b]`, text
     quoted."""

@@ -10,11 +10,6 @@ from objectives import checks
 from objectives.errors import ConfigError
 
 
-def _listed(values: Sequence[object]) -> str:
-    """`[8,8]`: a list as it is typed on the command line (no spaces)."""
-    return "[" + ",".join(str(v) for v in values) + "]"
-
-
 class CNN(nn.Module):
     """conv(32)-ReLU-pool → conv(64)-ReLU-pool → fc(128)-ReLU-dropout → fc(classes).
 
@@ -40,9 +35,10 @@ class CNN(nn.Module):
                 "e.g. model.channels=[32,64]"
             )
         channels = list(channels)
+        typed = checks.typed_list(channels)
         if not channels or not all(checks.is_positive_int(c) for c in channels):
             raise ConfigError(
-                f"model.channels={_listed(channels)} must be one or more positive integers; "
+                f"model.channels={typed} must be one or more positive integers; "
                 "e.g. model.channels=[32,64]"
             )
         checks.positive_int(hidden, "model.hidden", example=128)
@@ -53,12 +49,13 @@ class CNN(nn.Module):
         if height < shrink or width < shrink:
             most = min(height, width).bit_length() - 1  # blocks the images can take
             fix = (
-                f"use at most {most} model.channels, e.g. model.channels={_listed(channels[:most])}"
+                f"use at most {most} model.channels, "
+                f"e.g. model.channels={checks.typed_list(channels[:most])}"
                 if most > 0
                 else "use a model without pooling, e.g. model=mlp"
             )
             raise ConfigError(
-                f"model.channels={_listed(channels)} makes {len(channels)} conv+pool blocks, "
+                f"model.channels={typed} makes {len(channels)} conv+pool blocks, "
                 f"so the cnn needs images of at least {shrink}×{shrink}, but the data has "
                 f"{height}×{width}; {fix}"
             )

@@ -31,11 +31,6 @@ IMAGENET_WIDTHS = (64, 128, 256, 512)
 SMALL_IMAGE = 64  # stem="auto": a shorter side up to this gets the 3×3 stem, no pooling
 
 
-def _listed(values: Sequence[object]) -> str:
-    """`[16,32,64]`: a list as it is typed on the command line (no spaces)."""
-    return "[" + ",".join(str(v) for v in values) + "]"
-
-
 def _depths(block: str | None = None) -> str:
     """`20|32|44|56|110|18|34|50|101|152`, or those a block type makes."""
     names = [(d, "basic") for d in CIFAR_DEPTHS] + [
@@ -233,10 +228,10 @@ def _widths(widths: object, default: tuple[int, ...], depth: int) -> tuple[int, 
         return default
     ok = isinstance(widths, Sequence) and not isinstance(widths, str)
     if not ok or len(widths) != len(default) or not all(map(checks.is_positive_int, widths)):
-        shown = _listed(widths) if ok else repr(widths)
+        shown = checks.typed_list(widths) if ok else repr(widths)
         raise ConfigError(
             f"model.widths={shown} must be {len(default)} positive integers for "
-            f"model.depth={depth} (one a stage); e.g. model.widths={_listed(default)}"
+            f"model.depth={depth} (one a stage); e.g. model.widths={checks.typed_list(default)}"
         )
     return tuple(int(w) for w in widths)
 

@@ -58,4 +58,4 @@ def digit_strings(
         inputs = strips.permute(0, 2, 3, 1, 4).reshape(n, 1, DIGIT_WIDTH, high * DIGIT_WIDTH)
         targets = torch.where(real, labels[picks] + 1, PAD)
         splits[key] = (inputs.contiguous(), lengths * DIGIT_WIDTH, targets)
-    return Sequences(splits, num_tokens=11)
+    return Sequences(splits, num_tokens=11, vocabulary=tuple("0123456789"))

@@ -29,11 +29,13 @@ class Sequences:
     """What a sequence source returns: its splits (`all`, split here by the module's
     fractions, or its own `train`, `val`, `test`), the number of classes a model outputs
     (token ids 1..V and the reserved 0), and, where the process that made the data is
-    known, its entropy rate in nats a token."""
+    known, its entropy rate in nats a token; where tokens stand for characters, those
+    characters (`vocabulary[i]` is token id i + 1), so predictions read as text."""
 
     splits: Mapping[str, Triple]
     num_tokens: int
     entropy_rate: float | None = None
+    vocabulary: tuple[str, ...] | None = None
 
 
 class SequenceDataModule(InMemoryDataModule):

@@ -45,4 +45,8 @@ def text_file(path: str, length: int = 64, encoding: str = "utf-8") -> Sequences
         inputs[row, : len(chunk) - 1] = chunk[:-1]
         targets[row, : len(chunk) - 1] = chunk[1:]
         lengths[row] = len(chunk) - 1
-    return Sequences({"all": (inputs, lengths, targets)}, num_tokens=len(vocabulary) + 1)
+    return Sequences(
+        {"all": (inputs, lengths, targets)},
+        num_tokens=len(vocabulary) + 1,
+        vocabulary=tuple(vocabulary),
+    )

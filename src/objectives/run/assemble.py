@@ -128,6 +128,20 @@ def assemble(cfg: DictConfig) -> Assembled:
         datamodule = instantiate(cfg.data)
         dims = datamodule.dims
     _check_targets(task_cls, dims, cfg.data.get("name", "the data"))
+    return Assembled(datamodule, build_module(cfg, dims, task_cls, objective))
+
+
+def assemble_without_data(cfg: DictConfig, dims: dict) -> ObjectiveModule:
+    """The task module of a saved run config, sized by the `dims` its checkpoint saved: no
+    data is read (predict and export run where the training data is not)."""
+    task_cls = _task_class(cfg)
+    return build_module(cfg, dims, task_cls, _objective_of(task_cls, cfg))
+
+
+def build_module(
+    cfg: DictConfig, dims: dict, task_cls: type[ObjectiveModule], objective: Objective | dict
+) -> ObjectiveModule:
+    """The network, optimizer, scheduler and task module of `cfg`, sized by the data's dims."""
     with refused("model"):
         network = build_model(instantiate(cfg.model), task_cls.network_dims(dims, cfg.task))
     with refused("optimizer"):
@@ -152,7 +166,8 @@ def assemble(cfg: DictConfig) -> Assembled:
     if cfg.get("trainer"):
         check_fits_task(cfg.trainer, module)
     module.run_config = run_config(cfg)
-    return Assembled(datamodule, module)
+    module.data_dims = dict(dims)
+    return module
 
 
 # torch.optim's "Invalid ... value" messages, and the setting each one is about

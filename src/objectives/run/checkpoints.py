@@ -58,6 +58,8 @@ def load_checkpoint(path: str | Path) -> dict:
         ) from None
     if not isinstance(checkpoint, dict) or "run_config" not in checkpoint:
         raise ConfigError(
-            f"checkpoint {path} was not written by objectives' train.py (no run_config inside)"
+            f"checkpoint {path} has no saved config (run_config): it was not written by "
+            "objectives' train.py; pass one of a run's checkpoints, "
+            "logs/train/runs/<run>/checkpoints/last.ckpt"
         )
     return checkpoint

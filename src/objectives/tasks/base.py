@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MetricCollection
 
+from objectives.data.input_spec import describe_inputs
 from objectives.errors import ConfigError
 from objectives.objective import Objective, ObjectiveValue
 from objectives.objective.tags import EPOCH_PREFIX, STAGES, metric_prefix
@@ -85,8 +86,10 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
             }
         )
         self.recorder = ObjectiveRecorder(self.objectives, nonfinite)
-        # the resolved config that built this module, saved in checkpoints for eval.py
+        # the resolved config that built this module and the data's sizes it was built to,
+        # saved in checkpoints: eval.py, predict.py and export.py rebuild it from them
         self.run_config: dict | None = None
+        self.data_dims: dict | None = None
         # this training step's ObjectiveValue (with its graph) until the batch ends
         self.step_value: ObjectiveValue | None = None
 
@@ -197,6 +200,11 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         self.recorder.check(self)  # no checkpoint is written after a bad step (nonfinite=stop)
         if self.run_config is not None:
             checkpoint["run_config"] = self.run_config
+        if self.data_dims is not None:
+            checkpoint["dims"] = dict(self.data_dims)
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if datamodule is not None:  # how new inputs become what the network saw
+            checkpoint["inputs"] = describe_inputs(datamodule)
         random_states.save(self, checkpoint)  # every process's, for an exact resume
         # Everything logged up to this checkpoint reaches the disk with it: a run killed later
         # and resumed from here continues a log without a gap (callbacks flush their own

@@ -90,6 +90,8 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         # saved in checkpoints: eval.py, predict.py and export.py rebuild it from them
         self.run_config: dict | None = None
         self.data_dims: dict | None = None
+        # the settings predict.py passes to `predictions` (a continuation's length, ...)
+        self.predict_settings: dict[str, Any] = {}
         # this training step's ObjectiveValue (with its graph) until the batch ends
         self.step_value: ObjectiveValue | None = None
 
@@ -134,6 +136,20 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
     def example_outputs(self) -> dict[str, Tensor] | None:
         """A tiny set of outputs shaped like a real step's, to try every term at start-up."""
         return None
+
+    # -- using a trained model ----------------------------------------------------------------
+    def inference_network(self) -> nn.Module:
+        """The network a deployment runs, inputs to outputs (the objective is training's
+        alone): what export.py writes."""
+        return self.model
+
+    def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
+        """A batch of new inputs (no targets) as named columns, one row an input: what
+        predict.py writes (run/predict_columns.py turns each into CSV columns)."""
+        raise ConfigError(f"task {self.task_name} has no predictions to make")
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
+        return self.predictions(tuple(batch), **self.predict_settings)
 
     # -- the one step -------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:

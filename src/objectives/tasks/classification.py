@@ -80,6 +80,10 @@ class ClassificationModule(ObjectiveModule):
             outputs["binary_target"] = target.to(logits.dtype)
         return outputs
 
+    def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
+        """Every class's probability (softmax of the logits), (N, C)."""
+        return {"probs": self.model(batch[0]).float().softmax(-1)}
+
     def example_outputs(self) -> dict[str, Tensor]:
         logits = torch.zeros(2, self.num_classes)
         target = torch.zeros(2, dtype=torch.int64)

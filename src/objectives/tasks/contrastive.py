@@ -131,6 +131,14 @@ class ContrastiveModule(ObjectiveModule):
                               for t in (z1, z2, labels))  # fmt: skip
         return {"z1": z1, "z2": z2, "labels": labels}
 
+    def inference_network(self) -> nn.Module:
+        """The encoder f: its representation is what the contrastive objective trained for
+        use (the projection head g serves only the loss)."""
+        return self.model.encoder
+
+    def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
+        return {"representation": self.model.encoder(batch[0])}
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         self._gather = self.trainer.world_size > 1  # every process runs every training step
         try:

@@ -204,6 +204,14 @@ class GANModule(Players, ObjectiveModule):
             return self.generator_average.module
         return self.model.generator
 
+    def inference_network(self) -> nn.Module:
+        """The generator judged (the average one by default): noise to samples."""
+        return self.generator()
+
+    def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
+        """Samples of the judged generator from a batch of noise vectors."""
+        return {"sample": self.generator()(batch[0])}
+
     def fixed_samples(self, stage: str = "val", which: str | None = None) -> Tensor:
         """Samples from the same noise at every evaluation, so progress is comparable; the
         test draws other noise than validation (which chose the checkpoint)."""

@@ -29,6 +29,10 @@ class RegressionModule(ObjectiveModule):
         inputs, target = batch
         return {"pred": self.model(inputs), "target": target}
 
+    def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
+        """`pred` in the units the network learned (predict.py undoes a target scaling)."""
+        return {"pred": self.model(batch[0])}
+
     def example_outputs(self) -> dict[str, Tensor]:
         return {
             "pred": torch.zeros(2, self.out_features),

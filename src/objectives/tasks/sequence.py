@@ -115,6 +115,56 @@ class SequenceModule(ObjectiveModule):
             decoded = argmax_decode(logits, outputs["targets"])
         return ({**outputs, "logits": logits, "decoded": decoded},)
 
+    def predictions(
+        self,
+        batch: tuple[Tensor, ...],
+        length: int = 20,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        **settings: Any,
+    ) -> dict[str, Tensor]:
+        """`tokens` (N, T) padded with `PAD`: for image strips the labels read (CTC's best
+        path, or the most likely class a step), for token prompts a continuation of `length`
+        tokens sampled at `temperature` (0: the most likely each step)."""
+        inputs, lengths = batch[0], batch[1]
+        if inputs.ndim == 2:
+            return {"tokens": self.continuation(inputs, lengths, length, temperature, generator)}
+        logits, steps = self.model(inputs, lengths)
+        if self.aligned:
+            blank = self.ctc_terms[0].fn.blank if self.ctc_terms else 0
+            return {"tokens": ctc_greedy_decode(logits, steps, blank)}
+        real = torch.arange(logits.shape[1], device=logits.device) < steps[:, None]
+        return {"tokens": torch.where(real, logits.argmax(-1), PAD)}
+
+    def continuation(
+        self,
+        prompts: Tensor,
+        lengths: Tensor,
+        length: int,
+        temperature: float,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """`length` tokens after each prompt (N, L) of `lengths` real tokens, one at a time
+        from the model's next-token distribution; never the padding id 0."""
+        rows = torch.arange(len(prompts), device=prompts.device)
+        tokens = torch.zeros(len(prompts), prompts.shape[1] + length, dtype=prompts.dtype,
+                             device=prompts.device)  # fmt: skip
+        tokens[:, : prompts.shape[1]] = prompts
+        ends = lengths.clone().to(prompts.device)
+        for _ in range(length):
+            logits, _ = self.model(tokens[:, : int(ends.max())], ends)
+            last = logits[rows, ends - 1].float()
+            last[:, 0] = -torch.inf
+            if temperature == 0:
+                chosen = last.argmax(-1)
+            else:
+                probs = (last / temperature).softmax(-1)
+                chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            tokens[rows, ends] = chosen
+            ends += 1
+        steps = lengths.to(prompts.device)[:, None] + torch.arange(length, device=prompts.device)
+        return tokens.gather(1, steps)
+
     def on_fit_start(self) -> None:
         super().on_fit_start()
         datamodule = getattr(self.trainer, "datamodule", None)

@@ -126,6 +126,13 @@ class VAEModule(ObjectiveModule):
         return {"recon": recon, "x": x, "mu": mu, "logvar": logvar, "z": z,
                 "step": self.global_step}  # fmt: skip
 
+    def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
+        """The latent mean μ(x), and the row's ELBO (β = 1, nats, the mean over
+        `iw_samples` draws of z): low for inputs unlike the training data, an outlier score."""
+        x = batch[0]
+        mu, logvar = self.model.encode(x)
+        return {"mu": mu, "elbo": self.log_weights(x, mu, logvar).mean(1)}
+
     def example_outputs(self) -> dict[str, Tensor]:
         generator = torch.Generator().manual_seed(0)
         x = torch.rand(2, 3, generator=generator)

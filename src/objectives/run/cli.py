@@ -164,6 +164,12 @@ def refusal_message(refusal: SettingRefused) -> str:
 
 
 HELP_FLAGS = ("--help", "-h")
+PURPOSES = {
+    "train": "train a model by its objective",
+    "eval": "test a checkpoint",
+    "predict": "run a checkpoint's model on new inputs, into predictions.csv",
+    "export": "write a checkpoint's network as ONNX or TorchScript, checked",
+}
 
 
 def wants_help(argv: list[str]) -> bool:
@@ -175,7 +181,7 @@ def usage(job: str, groups: list[str], keys: dict[str, str]) -> str:
     always current and prints in a fraction of a second; Hydra's own help lists every
     group by composing each option, which takes seconds."""
     lines = [
-        f"{job}.py: {'train a model by its objective' if job == 'train' else 'test a checkpoint'}",
+        f"{job}.py: {PURPOSES.get(job, job)}",
         "",
         f"usage: python {job}.py [group=option ...] [key=value ...]",
         "",
@@ -191,6 +197,8 @@ def usage(job: str, groups: list[str], keys: dict[str, str]) -> str:
         "  python train.py experiment=digits_cnn loss=focal",
         "  python train.py -m loss=mse,mae,huber",
         "  python eval.py ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt",
+        "  python predict.py ckpt_path=<run>/checkpoints/last.ckpt input=new.csv",
+        "  python export.py ckpt_path=<run>/checkpoints/last.ckpt format=onnx",
         "",
         f"python {job}.py --cfg job prints the composed config; --hydra-help lists Hydra's flags.",
     ]

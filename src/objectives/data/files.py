@@ -31,7 +31,7 @@ from objectives.data.batches import InMemoryBatches, PassPosition
 from objectives.data.checks import check_batches
 from objectives.data.rank_sampler import RankSampler
 from objectives.data.samples import SampleSource
-from objectives.data.splits import split_indices
+from objectives.data.splits import check_folds, split_indices
 from objectives.errors import BadFile, ConfigError
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,9 @@ class FileDataModule(L.LightningDataModule):
 
     Splits are seeded and stratified by class, as in the in-memory module; data that comes
     split (`{"train": ..., "test": ...}`) keeps its splits and carves the missing ones out
-    of its training split. `dims` says the sizes the model must match.
+    of its training split. With `num_folds` = k and `fold` = i (k-fold cross-validation,
+    see splits.py) the test split is the same, and fold i of the other samples validates.
+    `dims` says the sizes the model must match.
     """
 
     def __init__(
@@ -120,6 +122,8 @@ class FileDataModule(L.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int = 2,
         skip_bad_files: bool = False,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if root is None or root == "???":
@@ -141,6 +145,8 @@ class FileDataModule(L.LightningDataModule):
                 f"got {val_fraction} + {test_fraction}"
             )
         self.split_seed, self.stratify, self.shuffle = split_seed, stratify, shuffle
+        # k-fold cross-validation: fold `fold` of `num_folds` validates (null: no k-fold)
+        self.num_folds, self.fold = check_folds(num_folds, fold)
         self.drop_last = checks.boolean(drop_last, "data.drop_last")
         self.normalize = checks.boolean(normalize, "data.normalize")
         self.stats_samples = checks.positive_int(stats_samples, "data.stats_samples", example=5000)
@@ -169,6 +175,12 @@ class FileDataModule(L.LightningDataModule):
         for key, pool in pools.items():
             if len(pool) == 0 and key in ("all", "train"):
                 raise ConfigError(f"data '{self.name}' ({self.root}): no samples to train on")
+        if self.num_folds is not None and "val" in pools:
+            raise ConfigError(
+                f"data.num_folds={self.num_folds}: data '{self.name}' ({self.root}) has its own "
+                "val split, and k-fold makes the folds out of one training pool; move the val "
+                "images into train, or leave data.num_folds=null"
+            )
         # the splits the data lacks are carved out of its training (or only) pool
         pool = pools.get("all", pools.get("train"))
         fractions = {"val": self.val_fraction, "test": self.test_fraction}
@@ -187,7 +199,9 @@ class FileDataModule(L.LightningDataModule):
 
     def _split(self, source: SampleSource, fractions: dict[str, float]) -> dict[str, Tensor]:
         labels = source.labels if self.stratify else None
-        return split_indices(len(source), fractions, self.split_seed, labels)
+        return split_indices(
+            len(source), fractions, self.split_seed, labels, self.num_folds, self.fold
+        )
 
     def check_training_batches(self, world_size: int) -> None:
         rows = len(self._load()["train"])

@@ -4,7 +4,8 @@ A data set is a `source`: a function returning `(inputs, targets)` tensors, or a
 `{"train": (x, y), "test": (x, y)}` when the data comes with its own test split (MNIST).
 This module splits once with a fixed seed (stratified by class for labels), optionally
 standardises with the training split's statistics, and serves batches by slicing (see
-`InMemoryBatches`).
+`InMemoryBatches`). With `num_folds` = k and `fold` = i (k-fold cross-validation, see
+splits.py) the test split is the same, and fold i of the other rows validates.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import Tensor
 from objectives import checks
 from objectives.data.batches import InMemoryBatches
 from objectives.data.checks import check_batches, checked
-from objectives.data.splits import split_indices
+from objectives.data.splits import check_folds, split_indices
 from objectives.errors import ConfigError
 
 Split = tuple[Tensor, Tensor]
@@ -50,6 +51,8 @@ class InMemoryDataModule(L.LightningDataModule):
         root: str | None = None,
         drop_nonfinite: bool = False,
         drop_last: bool = True,
+        num_folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if root is not None and not Path(root).is_dir():
@@ -72,6 +75,8 @@ class InMemoryDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.split_seed, self.shuffle = split_seed, shuffle
+        # k-fold cross-validation: fold `fold` of `num_folds` validates (null: no k-fold)
+        self.num_folds, self.fold = check_folds(num_folds, fold)
         self.standardize_inputs, self.standardize_target = standardize_inputs, standardize_target
         self.on_device = on_device
         self.stratify = stratify
@@ -117,7 +122,9 @@ class InMemoryDataModule(L.LightningDataModule):
     def _split(self, pool: Split, fractions: dict[str, float]) -> dict[str, Split]:
         inputs, targets = pool
         labels = targets if self.stratify and not targets.is_floating_point() else None
-        parts = split_indices(len(inputs), fractions, self.split_seed, labels)
+        parts = split_indices(
+            len(inputs), fractions, self.split_seed, labels, self.num_folds, self.fold
+        )
         return {key: (inputs[idx], targets[idx]) for key, idx in parts.items()}
 
     def _standardize(self, splits: dict[str, Split]) -> dict[str, Split]:

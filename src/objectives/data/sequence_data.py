@@ -59,8 +59,15 @@ class SequenceDataModule(InMemoryDataModule):
         if "all" in loaded.splits:
             pool = loaded.splits["all"]
             fractions = {"val": self.val_fraction, "test": self.test_fraction}
-            parts = split_indices(len(pool[0]), fractions, self.split_seed)
+            parts = split_indices(
+                len(pool[0]), fractions, self.split_seed, None, self.num_folds, self.fold
+            )
             splits = {key: tuple(t[idx] for t in pool) for key, idx in parts.items()}
+        elif self.num_folds is not None:
+            raise ConfigError(
+                f"data.num_folds={self.num_folds}: data '{self.name}' makes its own train, val "
+                "and test splits, so it has no pool to fold; leave data.num_folds=null"
+            )
         else:
             splits = {key: tuple(loaded.splits[key]) for key in ("train", "val", "test")}
         self.splits = splits  # type: ignore[assignment]

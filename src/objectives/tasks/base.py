@@ -149,7 +149,9 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         raise ConfigError(f"task {self.task_name} has no predictions to make")
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> dict:
-        return self.predictions(tuple(batch), **self.predict_settings)
+        """predict.py's batches are `{"inputs": (...), "ids": [...]}` (data/new_inputs.py)."""
+        inputs = batch["inputs"] if isinstance(batch, Mapping) else batch
+        return self.predictions(tuple(inputs), **self.predict_settings)
 
     # -- the one step -------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:

@@ -15,7 +15,6 @@ and so does every fold's size.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
 from typing import Any
 
 import torch
@@ -73,9 +72,7 @@ def fold_indices(
         dealt = indices[torch.randperm(len(indices), generator=generator)]
     else:
         groups = [torch.nonzero(labels == cls).flatten() for cls in torch.unique(labels)]
-        dealt = torch.cat(
-            [indices[g[torch.randperm(len(g), generator=generator)]] for g in groups]
-        )
+        dealt = torch.cat([indices[g[torch.randperm(len(g), generator=generator)]] for g in groups])
     folds = [dealt[i::num_folds] for i in range(num_folds)]
     return [f[torch.randperm(len(f), generator=generator)] for f in folds]
 

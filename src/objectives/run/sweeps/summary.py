@@ -8,7 +8,9 @@ the functions below work on any old sweep folder too: `summarise(sweep_dir)`.
 
 The chart and the Markdown table show one metric per job, the "chart metric": the one
 asked for, else the task's headline metric the jobs recorded (`test/mse`, `test/acc`),
-else `val/objective`.
+else `val/objective`. A k-fold sweep (jobs that differ in `data.fold`, see folds.py) also
+gets each setting's mean ± sd across its folds: rows in the CSV, a table in the Markdown,
+and the chart shows those means with error bars.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from objectives.run.sweeps import folds
 from objectives.run.sweeps.job_record import read_job_records
 
 log = logging.getLogger(__name__)
@@ -136,7 +139,10 @@ def csv_table(records: Sequence[dict]) -> tuple[list[str], list[list[Any]]]:
 
 
 def write_csv(path: Path, records: Sequence[dict]) -> None:
+    """The job rows; for a k-fold sweep then a `mean` and an `sd` row a setting."""
     header, rows = csv_table(records)
+    if groups := folds.fold_groups(records):
+        rows += folds.csv_rows(groups, metric_columns(records))
     with Path(path).open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -188,6 +194,9 @@ def markdown(records: Sequence[dict], metric: str, lower: bool, title: str = "")
     if shared := shared_overrides(records):
         lines += ["Every job: " + " ".join(f"`{o}`" for o in shared), ""]
     columns = table_metrics(records, metric)
+    if groups := folds.fold_groups(records):
+        lines += folds.markdown_lines(groups, columns, metric, lower)
+        lines += ["## Each fold", ""]
     lines.append("| " + " | ".join(["job", "overrides", "status", "wall", *columns]) + " |")
     lines.append("|" + "---|" * 4 + "---:|" * len(columns))
     for record, overrides in zip(records, varying_overrides(records), strict=True):
@@ -214,7 +223,7 @@ def summarise(
     gives a header-only CSV and a Markdown note, and no chart."""
     # deferred: torch and matplotlib load only when a sweep ends, not when Hydra starts it
     from objectives.run.sweeps.hparams_tab import write_sweep_experiment
-    from objectives.run.sweeps.summary_chart import draw_chart
+    from objectives.run.sweeps.summary_chart import draw_chart, draw_fold_chart
 
     sweep_dir = Path(sweep_dir)
     records = read_job_records(sweep_dir)
@@ -228,6 +237,9 @@ def summarise(
             "job %s %s: %s%s, %s = %s",
             record.get("job"), label or "-", record.get("status"), reason, chosen, value,
         )  # fmt: skip
+    groups = folds.fold_groups(records)
+    for group in groups or []:
+        log.info("%s", folds.console_line(group, chosen))
     if not records:
         log.warning("no job of sweep %s wrote a job.json: nothing to compare", sweep_dir)
     elif all(r.get("status") != "ok" for r in records):
@@ -237,7 +249,10 @@ def summarise(
     write_csv(written[0], records)
     title = f"Sweep {sweep_dir.name}: {len(records)} jobs"
     written[1].write_text(markdown(records, chosen, is_lower, title))
-    if records:
+    if groups:
+        draw_fold_chart(sweep_dir / PNG_FILE, groups, chosen, is_lower)
+        written.append(sweep_dir / PNG_FILE)
+    elif records:
         values = [metric_value(r, chosen) for r in records]
         failed = [r.get("status") != "ok" for r in records]
         best = best_index(records, chosen, is_lower)

@@ -2,7 +2,9 @@
 charts that compare losses and regularisation strengths (docs/seed/figures).
 
 A failed job keeps its place as a grey hatched empty bar labelled "failed", so a sweep
-with a broken setting still shows every setting it tried. Matplotlib is imported inside
+with a broken setting still shows every setting it tried. A k-fold sweep's chart has one
+bar a setting instead: the mean over its folds, the sample standard deviation as an error
+bar and each fold's value as a dot. Matplotlib is imported inside
 `draw_chart`: Hydra builds the callback for every run, and most runs draw nothing.
 """
 
@@ -11,6 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from objectives.run.sweeps.folds import FoldGroup
 
 DPI = 120
 FAILED_COLOR = "0.55"
@@ -66,4 +72,54 @@ def draw_chart(
     ax.set_axisbelow(True)
     direction = "lower" if lower else "higher"
     ax.set(title=f"{metric} per job ({direction} is better)", ylabel=metric, xlabel=key)
+    figure.savefig(path, dpi=DPI)
+
+
+def draw_fold_chart(path: Path, groups: Sequence[FoldGroup], metric: str, lower: bool) -> None:
+    """Save the k-fold chart to `path`: a bar a group at the mean of `metric` over its folds,
+    an error bar of ± the sample standard deviation, the folds' values as dots; the best
+    mean gets a black edge, a group without a value a grey hatched empty bar."""
+    from matplotlib.figure import Figure  # deferred: matplotlib is slow to import
+
+    from objectives.run.sweeps.folds import best_group, plus_minus
+
+    stats = [g.mean_sd(metric) for g in groups]
+    best = best_group(groups, metric, lower)
+    finite = [abs(v) for g in groups for v in g.values(metric)]
+    placeholder = max(finite, default=0.0) or 1.0
+    ticks, key = tick_labels([g.label or "all folds" for g in groups])
+    longest = max((len(line) for tick in ticks for line in tick.split("\n")), default=0)
+    slot = max(1.4, 0.07 * longest)
+    figure = Figure(figsize=(max(5.0, slot * len(groups) + 1.5), 4.2), layout="constrained")
+    ax = figure.add_subplot()
+    for i, (group, (mean, sd, n)) in enumerate(zip(groups, stats, strict=True)):
+        total = len(group.records)
+        if mean is None:
+            bar = ax.bar(
+                i, placeholder, fill=False, hatch="//", edgecolor=FAILED_COLOR, linestyle="--"
+            )
+            ax.bar_label(bar, ["failed" if group.failed else "n/a"], color=FAILED_COLOR,
+                         fontsize=8)  # fmt: skip
+            continue
+        edge = {"edgecolor": "black", "linewidth": 2.0} if i == best else {}
+        bar = ax.bar(i, mean, color=f"C{i % 10}", alpha=0.8, **edge)
+        if sd is not None:
+            ax.errorbar(i, mean, yerr=sd, color="black", capsize=6, linewidth=1.2)
+        values = group.values(metric)
+        offsets = [0.25 * (j / max(1, len(values) - 1) - 0.5) for j in range(len(values))]
+        ax.scatter([i + o for o in offsets], values, s=12, color="black", zorder=3)
+        text = plus_minus(mean, sd) + f"\n{n} of {total} folds" * (n != total)
+        text += "\nbest" * (i == best)
+        top = max([mean + (sd or 0.0), *values]) if mean >= 0 else mean
+        ax.annotate(text, (i, top), xytext=(0, 4), textcoords="offset points", ha="center",
+                    va="bottom" if mean >= 0 else "top", fontsize=8)  # fmt: skip
+    ax.set_xticks(range(len(groups)), ticks, fontsize=8)
+    ax.margins(y=0.2)
+    ax.axhline(0.0, color="0.3", linewidth=0.8)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    direction = "lower" if lower else "higher"
+    folds = max(len(g.records) for g in groups)
+    ax.set(title=f"{metric}: mean ± sd (n − 1) over {folds} folds ({direction} is better)",
+           ylabel=metric, xlabel=key)  # fmt: skip
     figure.savefig(path, dpi=DPI)

@@ -262,7 +262,22 @@ def prompt_tokens(prompts: Sequence[str], spec: dict[str, Any]) -> list[list[int
     return ids
 
 
-def prompt_batches(prompts: Sequence[str], spec: dict[str, Any], batch_size: int) -> list[dict]:
+class Prepared(IterableDataset):
+    """Batches made in advance (prompts, noise), handed on as they are: an iterable data
+    set, which Lightning's predict loop leaves unbatched (a map-style one it re-samples)."""
+
+    def __init__(self, batches: list[dict[str, Any]]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.batches)
+
+
+def prepared(batches: list[dict[str, Any]]) -> DataLoader:
+    return DataLoader(Prepared(batches), batch_size=None)
+
+
+def prompt_batches(prompts: Sequence[str], spec: dict[str, Any], batch_size: int) -> DataLoader:
     rows = prompt_tokens(prompts, spec)
     batches = []
     for start in range(0, len(rows), batch_size):
@@ -274,24 +289,24 @@ def prompt_batches(prompts: Sequence[str], spec: dict[str, Any], batch_size: int
         batches.append(
             {"inputs": (tokens, lengths), "ids": list(prompts[start : start + batch_size])}
         )
-    return batches
+    return prepared(batches)
 
 
-def noise_batches(n: int, noise_dim: int, batch_size: int, seed: int) -> list[dict]:
+def noise_batches(n: int, noise_dim: int, batch_size: int, seed: int) -> DataLoader:
     """`n` standard-normal noise vectors from `seed`, in batches: the same samples for the
     same seed, whatever the batch size."""
     noise = torch.randn(n, noise_dim, generator=torch.Generator().manual_seed(seed))
-    return [
-        {"inputs": (part,), "ids": [str(i) for i in range(start, start + len(part))]}
-        for start, part in zip(range(0, n, batch_size), noise.split(batch_size), strict=True)
-    ]
+    return prepared(
+        [
+            {"inputs": (part,), "ids": [str(i) for i in range(start, start + len(part))]}
+            for start, part in zip(range(0, n, batch_size), noise.split(batch_size), strict=True)
+        ]
+    )
 
 
 def loader(dataset: Any, batch_size: int, num_workers: int, collate: Any = None) -> Any:
     """A DataLoader over a map-style dataset (images); batched iterables are handed on."""
     if isinstance(dataset, IterableDataset):
         return DataLoader(dataset, batch_size=None, num_workers=0)
-    if isinstance(dataset, list):
-        return dataset
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                       collate_fn=collate, shuffle=False)  # fmt: skip

@@ -212,7 +212,8 @@ def markdown(records: Sequence[dict], metric: str, lower: bool, title: str = "")
             *(format_value(metric_value(record, c)) for c in columns),
         ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    lines += ["", best_line(records, metric, lower), ""]
+    # a k-fold sweep's best single fold says nothing: its best setting is in the table above
+    lines += ["", best_line(records, metric, lower), ""] if not groups else [""]
     return "\n".join(lines)
 
 

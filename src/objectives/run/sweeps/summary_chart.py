@@ -120,6 +120,7 @@ def draw_fold_chart(path: Path, groups: Sequence[FoldGroup], metric: str, lower:
     ax.set_axisbelow(True)
     direction = "lower" if lower else "higher"
     folds = max(len(g.records) for g in groups)
-    ax.set(title=f"{metric}: mean ± sd (n − 1) over {folds} folds ({direction} is better)",
-           ylabel=metric, xlabel=key)  # fmt: skip
+    title = f"{metric}: mean ± sd over {folds} folds\n({direction} is better; sd: sample, n − 1)"
+    ax.set_title(title, fontsize=10)
+    ax.set(ylabel=metric, xlabel=key)
     figure.savefig(path, dpi=DPI)

@@ -4,7 +4,7 @@ strips, text prompts, or noise for a generator.
 Each reader turns the user's files into exactly what the network saw in training, by the
 recipe its checkpoint saved (data/input_spec.py): the same feature columns in the same
 order, images converted to the training mode and size, the same scaling. Batches are
-`{"inputs": (tensor, ...), "ids": [str, ...]}`, `ids` naming each row for the output (a
+`{"inputs": (tensor, ...), "ids": [str, ...]}`, `ids` (an array of text) naming each row for the output (a
 file, a CSV line, a prompt). Files are read a batch at a time, so a large input is never
 held whole. Anything that cannot be read as the network needs is a `ConfigError` (or a
 `BadFile` from a reading worker) naming the file, and where it applies the line and
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ def scaled(values: Tensor, spec: dict[str, Any]) -> Tensor:
     mean = torch.tensor(spec["mean"], dtype=torch.float32)
     std = torch.tensor(spec["std"], dtype=torch.float32)
     return (values - mean) / std
+
+
+def _ids(names: Iterable[object]) -> np.ndarray:
+    """Row names as one array of text: Lightning and the DataLoader hand it on whole, where
+    a list would be walked item by item on every batch."""
+    return np.array([str(n) for n in names], dtype=str)
 
 
 # -- CSV rows -------------------------------------------------------------------------------
@@ -88,7 +94,7 @@ class CSVRows(IterableDataset):
 
     def _batch(self, rows: list[list[float]], lines: list[int]) -> dict[str, Any]:
         values = scaled(torch.tensor(rows, dtype=torch.float32), self.spec)
-        return {"inputs": (values,), "ids": [str(line) for line in lines]}
+        return {"inputs": (values,), "ids": _ids(lines)}
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         names = self.spec["names"]
@@ -214,7 +220,7 @@ class ImageFiles(Dataset):
 
 
 def collate_images(batch: list[tuple[Tensor, str]]) -> dict[str, Any]:
-    return {"inputs": (torch.stack([x for x, _ in batch]),), "ids": [n for _, n in batch]}
+    return {"inputs": (torch.stack([x for x, _ in batch]),), "ids": _ids(n for _, n in batch)}
 
 
 def collate_strips(batch: list[tuple[Tensor, str]]) -> dict[str, Any]:
@@ -224,7 +230,7 @@ def collate_strips(batch: list[tuple[Tensor, str]]) -> dict[str, Any]:
     padded = torch.zeros(len(batch), *batch[0][0].shape[:-1], int(widths.max()))
     for row, (x, _) in enumerate(batch):
         padded[row, ..., : x.shape[-1]] = x
-    return {"inputs": (padded, widths), "ids": [n for _, n in batch]}
+    return {"inputs": (padded, widths), "ids": _ids(n for _, n in batch)}
 
 
 # -- prompts and noise ----------------------------------------------------------------------
@@ -274,7 +280,7 @@ class Prepared(IterableDataset):
 
 
 def prepared(batches: list[dict[str, Any]]) -> DataLoader:
-    return DataLoader(Prepared(batches), batch_size=None)
+    return DataLoader(Prepared(batches), batch_size=None, collate_fn=_as_is)
 
 
 def prompt_batches(prompts: Sequence[str], spec: dict[str, Any], batch_size: int) -> DataLoader:
@@ -287,7 +293,7 @@ def prompt_batches(prompts: Sequence[str], spec: dict[str, Any], batch_size: int
         for i, r in enumerate(part):
             tokens[i, : len(r)] = torch.tensor(r)
         batches.append(
-            {"inputs": (tokens, lengths), "ids": list(prompts[start : start + batch_size])}
+            {"inputs": (tokens, lengths), "ids": _ids(prompts[start : start + batch_size])}
         )
     return prepared(batches)
 
@@ -298,15 +304,19 @@ def noise_batches(n: int, noise_dim: int, batch_size: int, seed: int) -> DataLoa
     noise = torch.randn(n, noise_dim, generator=torch.Generator().manual_seed(seed))
     return prepared(
         [
-            {"inputs": (part,), "ids": [str(i) for i in range(start, start + len(part))]}
+            {"inputs": (part,), "ids": _ids(range(start, start + len(part)))}
             for start, part in zip(range(0, n, batch_size), noise.split(batch_size), strict=True)
         ]
     )
 
 
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
 def loader(dataset: Any, batch_size: int, num_workers: int, collate: Any = None) -> Any:
     """A DataLoader over a map-style dataset (images); batched iterables are handed on."""
     if isinstance(dataset, IterableDataset):
-        return DataLoader(dataset, batch_size=None, num_workers=0)
+        return DataLoader(dataset, batch_size=None, num_workers=0, collate_fn=_as_is)
     return DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                       collate_fn=collate, shuffle=False)  # fmt: skip

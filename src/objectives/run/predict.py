@@ -125,6 +125,8 @@ def predict(cfg: DictConfig) -> Path:
     trainer_cfg.update(devices=1, num_nodes=1, strategy="auto")
     trainer = build_trainer(trainer_cfg, callbacks=[writer, SeededSampling(seed)])
     keep_cores_for_torch()
+    if cfg.get("torch_threads") is not None:
+        torch.set_num_threads(checks.positive_int(cfg.torch_threads, "torch_threads", example=1))
     L.seed_everything(seed, verbose=False)
     try:
         with torch.inference_mode():

@@ -356,7 +356,7 @@ def test_memory_stays_flat_on_a_large_csv(house, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    folder, ckpt, _ = house
+    _, ckpt, _ = house
     rng = np.random.default_rng(1)
     peaks = {}
     for rows in (4_000, 1_000_000):

@@ -4,7 +4,7 @@ strips, text prompts, or noise for a generator.
 Each reader turns the user's files into exactly what the network saw in training, by the
 recipe its checkpoint saved (data/input_spec.py): the same feature columns in the same
 order, images converted to the training mode and size, the same scaling. Batches are
-`{"inputs": (tensor, ...), "ids": [str, ...]}`, `ids` (an array of text) naming each row for the output (a
+`{"inputs": (tensor, ...), "ids": array of text}`, `ids` naming each row for the output (a
 file, a CSV line, a prompt). Files are read a batch at a time, so a large input is never
 held whole. Anything that cannot be read as the network needs is a `ConfigError` (or a
 `BadFile` from a reading worker) naming the file, and where it applies the line and

@@ -379,3 +379,27 @@ def test_memory_stays_flat_on_a_large_csv(house, tmp_path: Path) -> None:
     # 250× the rows, the allocator's arenas, not rows kept: tracemalloc finds none)
     assert peaks[1_000_000] - peaks[4_000] < 40, peaks
     assert out.is_dir()
+
+
+def test_the_training_data_is_not_needed_and_older_checkpoints_use_it(house, tmp_path) -> None:
+    """The checkpoint's saved sizes and input recipe rebuild the model where its training
+    CSV is not; a checkpoint without them (written before they were kept) is rebuilt from
+    its training data, and refused in one line when that is gone."""
+    folder, ckpt, x = house
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["run_config"]["data"]["path"] = str(tmp_path / "moved.csv")
+    torch.save(checkpoint, elsewhere := tmp_path / "elsewhere.ckpt")
+    new = write_csv(tmp_path / "new.csv", ["area", "rooms", "age"], x[:4])
+    rows = predict(folder / "logs", elsewhere, f"input={new}")
+    np.testing.assert_allclose([float(r["price"]) for r in rows], by_hand(ckpt, x[:4])[:, 0],
+                               rtol=1e-5, atol=1e-3)  # fmt: skip
+
+    older = {k: v for k, v in torch.load(ckpt, weights_only=True).items()
+             if k not in ("dims", "inputs")}  # fmt: skip
+    torch.save(older, old := tmp_path / "old.ckpt")
+    assert [r["price"] for r in predict(folder / "logs", old, f"input={new}")] == [
+        r["price"] for r in rows
+    ]
+    older["run_config"]["data"]["path"] = str(tmp_path / "moved.csv")
+    torch.save(older, old)
+    assert "moved.csv: no such file" in refused(folder / "logs", old, f"input={new}")

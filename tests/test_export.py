@@ -36,6 +36,9 @@ MODELS = {
         "data.source.n_val=32",
         "data.source.n_test=32",
     ],
+    # noise to samples; token ids (their time axis free) to next-token scores
+    "gan": ["experiment=ring_gan", "data.source.n=400"],
+    "language_model": ["experiment=markov_lm", "data.source.n_sequences=120"],
 }
 DIGITS = [str(i) for i in range(10)]
 
@@ -59,14 +62,25 @@ def export(ckpt: Path, fmt: str, logs: Path, *more: str) -> Outcome:
                        f"paths.log_dir={logs}", *more, prog="export.py")  # fmt: skip
 
 
-def new_batch(name: str) -> tuple[Tensor, ...]:
-    """3 rows (the export traced 2 and checked 5); strips 48 columns wide (it traced 32 and
-    checked 56), of different real widths."""
+def new_batch(sidecar: dict) -> tuple[Tensor, ...]:
+    """A batch of the shapes the sidecar gives, of sizes the export never saw: 3 rows (it
+    traced 2 and checked 5); strips 48 columns wide and 7 tokens long (it traced 32 and 6,
+    checked 56 and 9), of different real lengths."""
     random = torch.Generator().manual_seed(7)
-    if name == "crnn":
-        return torch.rand(3, 1, 8, 48, generator=random), torch.tensor([48, 16, 40])
-    shape = (5,) if name == "mlp" else (1, 8, 8)
-    return (torch.randn(3, *shape, generator=random),)
+    free = {"batch": 3, "width": 48, "time": 7}
+    first = sidecar["inputs"][0]
+    shape = [free.get(s, s) for s in first["shape"]]
+    if first["dtype"] == "int64":  # token ids
+        count = sidecar["preprocessing"]["num_tokens"]
+        inputs = torch.randint(1, count, shape, generator=random)
+    elif sidecar["preprocessing"]["kind"] in ("image", "strip"):
+        inputs = torch.rand(shape, generator=random)  # pixel values
+    else:
+        inputs = torch.randn(shape, generator=random)  # standard scores, noise
+    if len(sidecar["inputs"]) == 1:
+        return (inputs,)
+    longest = inputs.shape[-1]
+    return inputs, torch.tensor([longest, longest // 3, longest - 1])
 
 
 def run_file(path: Path, sidecar: dict, batch: tuple[Tensor, ...]) -> list[np.ndarray]:
@@ -96,7 +110,7 @@ def test_the_file_computes_what_the_pytorch_network_computes(
     assert written == sorted(["export.log", "model.json", sidecar["file"]])  # no partial file
 
     network = restore(str(checkpoints[name])).module.inference_network()
-    batch = new_batch(name)
+    batch = new_batch(sidecar)
     with torch.no_grad():
         expected = network(*batch)
     expected = expected if isinstance(expected, tuple) else (expected,)
@@ -129,6 +143,17 @@ def test_the_sidecar_says_what_a_deployment_feeds_and_gets(checkpoints, tmp_path
     mlp = found["mlp"]
     assert mlp["preprocessing"]["names"] == ["x0", "x1", "x2", "x3", "x4"]
     assert mlp["preprocessing"]["targets"] == ["y"] and mlp["outputs"][0]["shape"] == ["batch", 1]
+    gan = found["gan"]
+    assert [p["name"] for p in gan["inputs"]] == ["noise"] and gan["inputs"][0]["shape"] == [
+        "batch",
+        8,
+    ]
+    assert gan["outputs"][0] | {"about": ""} == {"name": "samples", "shape": ["batch", 2],
+                                                 "dtype": "float32", "about": ""}  # fmt: skip
+    lm = found["language_model"]
+    assert [(p["name"], p["shape"], p["dtype"]) for p in lm["inputs"]] == [
+        ("tokens", ["batch", "time"], "int64"), ("lengths", ["batch"], "int64")]  # fmt: skip
+    assert lm["outputs"][0]["shape"] == ["batch", "time", lm["preprocessing"]["num_tokens"]]
     crnn = found["crnn"]
     assert [p["name"] for p in crnn["inputs"]] == ["inputs", "lengths"]
     assert crnn["inputs"][0]["shape"] == ["batch", 1, 8, "width"]
@@ -152,6 +177,13 @@ class NumpyTanh(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.from_numpy(np.tanh(x.numpy()))
+
+
+class LenView(nn.Module):
+    """Scores regrouped by `len(x)`: a trace keeps the traced batch's row count."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.view(len(x), 2, 5).sum(dim=1)
 
 
 def with_head(monkeypatch, layer: nn.Module) -> None:
@@ -191,6 +223,20 @@ def test_a_value_the_trace_kept_as_a_constant_is_refused_naming_its_layer(
         assert "on a batch of 5×1×8×8 (traced 2×1×8×8) gives outputs shaped 2×10" in line
     else:
         assert "does not read its input 'inputs'" in line
+    assert not (tmp_path / "export").exists()
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_size_the_trace_kept_is_refused_naming_its_layer(
+    checkpoints, fmt: str, tmp_path: Path, monkeypatch
+) -> None:
+    with_head(monkeypatch, LenView())
+    refused = export(checkpoints["cnn"], fmt, tmp_path)
+    assert refused.one_line_error, refused.output[-3000:]
+    (line,) = refused.errors
+    assert "on a batch of 5×1×8×8 (traced 2×1×8×8)" in line  # the runtime's own refusal
+    assert "layer head.1 (LenView)" in line and "Using len to get tensor shape" in line
+    assert "x.shape[0], not len(x)" in line  # the fix
     assert not (tmp_path / "export").exists()
 
 

@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from objectives import checks
-from objectives.errors import ConfigError
+from objectives.errors import ConfigError, LibraryFailure
 from objectives.run.cli import run_job, start, usage, wants_help
 from objectives.run.config import config_dir
 from objectives.run.console import route_lightning_logs
@@ -54,6 +54,7 @@ def export(cfg: DictConfig) -> Path:
     # deferred: torch loads here, so `export.py --help` starts in a blink
     import torch
 
+    from objectives.run.export_blame import reason
     from objectives.run.export_signature import as_tuple, signature
     from objectives.run.exporters import FILES, write_checked
     from objectives.run.restore import restore
@@ -64,11 +65,14 @@ def export(cfg: DictConfig) -> Path:
     module = restored.module
     network = module.inference_network().eval()
     sig = signature(module, network, restored.inputs)
-    with torch.no_grad():
-        try:
+    try:
+        with torch.no_grad():
             sig = sig.shaped(as_tuple(network(*sig.example)))
-        except Exception as err:  # pragma: no cover - a trained network runs on its inputs
-            raise ConfigError(f"the network fails on a batch shaped as its inputs: {err}") from err
+    except Exception as err:  # the exporters would fail the same way, saying less
+        raise LibraryFailure(
+            f"the {module.task_name} network ({type(network).__name__}) fails in PyTorch on a "
+            f"batch shaped as its inputs, {sig.sizes()}: {reason(err)}"
+        ) from None
     folder = Path(HydraConfig.get().runtime.output_dir)
     target, sidecar = folder / FILES[fmt], folder / "model.json"
     partial = folder / f".{target.name}.partial"

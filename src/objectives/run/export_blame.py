@@ -26,11 +26,23 @@ from torch import nn
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def reason(err: BaseException, limit: int = 240) -> str:
-    """The first line of an exception's message, without colour codes, within `limit`."""
+def reason(err: BaseException, limit: int = 240, last: bool = False) -> str:
+    """The first line of an exception's message (`last`: its last one, where TorchScript's
+    interpreter puts the cause below its tracebacks), without colour codes, within `limit`."""
     lines = [line.strip() for line in ANSI.sub("", str(err)).splitlines() if line.strip()]
-    text = lines[0] if lines else type(err).__name__
+    text = (lines[-1] if last else lines[0]) if lines else type(err).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def onnxruntime_reason(err: BaseException) -> str:
+    """onnxruntime's refusal without its status code and C++ source location: `its Reshape
+    node '/Reshape': The input tensor cannot be reshaped ... Input shape:{5,256}, ...`."""
+    text = ANSI.sub("", str(err)).strip()
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    node = re.search(r"running (\w+) node\. Name:'([^']*)'", text)
+    detail = text.split("Status Message:", 1)[-1].rsplit(" was false. ", 1)[-1]
+    short = reason(RuntimeError(detail))
+    return f"its {node[1]} node {node[2]!r}: {short}" if node else short
 
 
 def inputs_of_layers(network: nn.Module, args: tuple[Any, ...]) -> dict[nn.Module, tuple]:

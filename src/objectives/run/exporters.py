@@ -28,7 +28,13 @@ import torch
 from torch import Tensor, nn
 
 from objectives.errors import LibraryFailure
-from objectives.run.export_blame import failing_layer, layer_text, reason, traced_constants
+from objectives.run.export_blame import (
+    failing_layer,
+    layer_text,
+    onnxruntime_reason,
+    reason,
+    traced_constants,
+)
 from objectives.run.export_signature import Signature, as_tuple
 
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -125,7 +131,7 @@ def _run_onnx(path: Path, sig: Signature) -> tuple[str, tuple[np.ndarray, ...]]:
     import onnxruntime  # deferred: only an ONNX export loads it
 
     options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: its notes on graph rewrites are not ours
+    options.log_severity_level = 4  # fatal only: its errors come back as the exception
     runtime = f"onnxruntime {onnxruntime.__version__}"
     try:
         session = onnxruntime.InferenceSession(str(path), options, ["CPUExecutionProvider"])
@@ -143,8 +149,8 @@ def _run_onnx(path: Path, sig: Signature) -> tuple[str, tuple[np.ndarray, ...]]:
         return runtime, tuple(session.run(None, feed))
     except Exception as err:
         raise FileFailed(
-            f"{runtime} cannot run the exported ONNX file on a batch of {sig.sizes()}: "
-            f"{reason(err)}"
+            f"{runtime} cannot run the exported ONNX file on a batch of {sig.sizes()}, "
+            f"{onnxruntime_reason(err)}"
         ) from None
 
 
@@ -158,7 +164,7 @@ def _run_torchscript(path: Path, sig: Signature) -> tuple[str, tuple[np.ndarray,
             outputs = as_tuple(loaded(*sig.check))
     except Exception as err:
         raise FileFailed(
-            f"the TorchScript file fails on a batch of {sig.sizes()}: {reason(err)}"
+            f"the TorchScript file fails on a batch of {sig.sizes()}: {reason(err, last=True)}"
         ) from None
     return runtime, tuple(t.numpy() for t in outputs)
 
@@ -202,7 +208,10 @@ def _blamed(network: nn.Module, caught: list[warnings.WarningMessage]) -> str:
             "; no layer was flagged by the tracer (a size kept constant shows in the failing "
             "node's name, the layer's path); set tolerance= if the difference is rounding"
         )
-    return f"; the trace kept a value as a constant in {found}: compute it with torch operations"
+    return (
+        f"; the trace kept a Python value as a constant in {found}: compute it from tensors "
+        "there (x.shape[0], not len(x); torch operations, not numpy)"
+    )
 
 
 def _unexportable(

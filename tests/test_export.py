@@ -121,7 +121,7 @@ def test_the_file_computes_what_the_pytorch_network_computes(
     assert sidecar["check"]["max_abs_difference"] <= sidecar["check"]["tolerance"] == 1e-5
 
     # the console: the summary, and no exporter's chatter
-    assert f"Exported {run / sidecar['file']}" in done.output
+    assert f"{run.name}/{sidecar['file']}" in done.output.splitlines()[0]
     assert "max |difference|" in done.output and "Warning" not in done.output
     assert len(done.output.strip().splitlines()) <= 4, done.output
 

@@ -134,13 +134,21 @@ def summary(fmt: str, target: Path, sidecar: Path, sig: Any, checked: Any, opset
         return ", ".join(f"{p.name} ({'×'.join(map(str, p.shape))})" for p in group)
 
     return "\n".join([
-        f"Exported {target} ({NAMES[fmt]}{version}, {shown}): "
+        f"Exported {_shown(target)} ({NAMES[fmt]}{version}, {shown}): "
         f"{ports(sig.inputs)} → {ports(sig.outputs)}",
         f"check: {checked.runtime} against PyTorch on a batch of {sig.sizes()}: max |difference| "
         f"{checked.max_difference:.2g} (tolerance {checked.tolerance:g}), "
         f"written and checked in {checked.seconds:.1f} s",
-        f"preprocessing and tensors: {sidecar}",
+        f"sidecar (preprocessing, tensors): {_shown(sidecar)}",
     ])  # fmt: skip
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the working folder when it lies inside it, as a user typed it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="export")

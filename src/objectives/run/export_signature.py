@@ -114,9 +114,8 @@ def signature(module: Any, network: nn.Module, recipe: dict[str, Any]) -> Signat
 
 def _plain(task: str, recipe: dict[str, Any], random: torch.Generator) -> Signature:
     shape = [int(s) for s in recipe["shape"]]
-    scaled = "scaled by preprocessing.mean and std" if "mean" in recipe else "as in training"
     what = "rows of preprocessing.names" if recipe["kind"] == "table" else "images"
-    port = Port("inputs", f"{what}, {scaled}")
+    port = Port("inputs", f"{what}{_scaled(recipe)}")
     name, about = PLAIN_OUTPUTS.get(task, ("outputs", "the network's outputs"))
 
     def draw(rows: int) -> Tensor:  # images: pixel values in [0, 1]; tables: standard scores
@@ -125,6 +124,14 @@ def _plain(task: str, recipe: dict[str, Any], random: torch.Generator) -> Signat
         return torch.randn(rows, *shape, generator=random)
 
     return Signature([port], [Port(name, about)], (draw(EXAMPLE_ROWS),), (draw(CHECK_ROWS),))
+
+
+def _scaled(recipe: dict[str, Any]) -> str:
+    """How a stored value becomes the network's input, by the recipe's keys."""
+    steps = [f"pixel value / {recipe['pixel_scale']}"] if "pixel_scale" in recipe else []
+    if "mean" in recipe and "std" in recipe:
+        steps.append("(x − mean) / std with preprocessing's mean and std")
+    return f": {', then '.join(steps)}" if steps else ", as given"
 
 
 def _noise(noise_dim: int, random: torch.Generator) -> Signature:
@@ -156,8 +163,7 @@ def _sequence_ports(time: str, unit: str) -> tuple[Port, list[Port]]:
 def _strips(recipe: dict[str, Any], ctc: bool, random: torch.Generator) -> Signature:
     """Image strips (N, C, H, W) of any width W, the time axis, and their real widths."""
     channels, height = (int(s) for s in recipe["shape"])
-    scaled = "scaled by preprocessing.mean and std" if "mean" in recipe else "as in training"
-    strips = Port("inputs", f"image strips, any width, {scaled}",
+    strips = Port("inputs", f"image strips of any width{_scaled(recipe)}",
                   axes={0: BATCH, 3: "width"})  # fmt: skip
     lengths, outputs = _sequence_ports("steps", "columns")
     outputs[0].about = (

@@ -25,15 +25,15 @@ from typing import Any
 
 from torch import Tensor
 
+from objectives.data.files import FileDataModule
+from objectives.data.in_memory import InMemoryDataModule
+from objectives.data.sequence_data import SequenceDataModule
+
 PIXEL_SCALE = 255  # an 8-bit image file's values 0..255 are 0..1 to every image data set here
 
 
 def describe_inputs(datamodule: Any) -> dict[str, Any]:
     """The input recipe of a data module whose data is loaded (at a checkpoint, in a fit)."""
-    from objectives.data.files import FileDataModule
-    from objectives.data.in_memory import InMemoryDataModule
-    from objectives.data.sequence_data import SequenceDataModule
-
     name = str(getattr(datamodule, "name", "data"))
     if isinstance(datamodule, FileDataModule):
         return _files(datamodule, name)

@@ -129,4 +129,5 @@ class ConvVAE(VAENetwork):
         return mu, logvar
 
     def decode(self, z: Tensor) -> Tensor:
-        return self.decoder(self.project(z).view(len(z), *self.bottom))
+        # z.shape[0], not len(z): a traced (exported) network keeps the batch axis free
+        return self.decoder(self.project(z).view(z.shape[0], *self.bottom))

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def new_inputs(module: Any, spec: dict[str, Any], cfg: DictConfig) -> tuple[Any, str]:
     """The batches to predict on, and the name of the column that identifies each row.
     What the user gave is checked here, before any prediction is written."""
-    from objectives.data import new_inputs as read
+    from objectives.data import new_inputs as read  # deferred: torch loads after --help
 
     batch_size = checks.positive_int(cfg.batch_size, "batch_size", example=256)
     workers = checks.integer(cfg.num_workers, "num_workers", low=0, example=2)
@@ -73,7 +73,7 @@ def _suffix(kind: str | None) -> str:
 
 
 def _prompts(cfg: DictConfig, spec: dict[str, Any], batch_size: int) -> tuple[Any, str]:
-    from objectives.data.new_inputs import prompt_batches
+    from objectives.data.new_inputs import prompt_batches  # deferred, as above
 
     prompt, path = cfg.get("prompt"), cfg.get("input")
     if (prompt is None) == (path is None):

@@ -29,6 +29,7 @@ def restore(ckpt_path: str) -> Restored:
     """The module a checkpoint saved, weights and all; one `ConfigError` line if it cannot
     be rebuilt (no saved config, weights that do not fit the config that says it built them).
     """
+    # deferred: torch and Lightning load here, so a command's `--help` starts in a blink
     from objectives.data.input_spec import describe_inputs
     from objectives.run.assemble import assemble, assemble_without_data
     from objectives.run.resume import check_fits

@@ -25,6 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from objectives.data.csv import _is_number
 from objectives.errors import BadFile, ConfigError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
@@ -112,7 +113,7 @@ class CSVRows(IterableDataset):
                 except (ValueError, IndexError):
                     bad = next(
                         (n for n, j in zip(names, self.columns, strict=True)
-                         if j >= len(row) or not _number(row[j])),
+                         if j >= len(row) or not _is_number(row[j])),
                         names[0],
                     )  # fmt: skip
                     raise ConfigError(
@@ -134,14 +135,6 @@ class CSVRows(IterableDataset):
                     rows, lines = [], []
         if rows:
             yield self._batch(rows, lines)
-
-
-def _number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def _cell(row: list[str], j: int) -> str:

@@ -230,6 +230,17 @@ def test_a_fold_without_num_folds_is_one_line_on_the_command_line(tmp_path: Path
 
 
 # -- the sweep preset ------------------------------------------------------------------------
+def test_a_sweep_with_unusable_num_folds_stops_before_its_first_job(tmp_path: Path) -> None:
+    for value, said in [("abc", "got 'abc'"), ("1", "got 1")]:
+        refused = run_command(train_main, "-m", "sweep=kfold", f"data.num_folds={value}",
+                              f"paths.log_dir={tmp_path}")  # fmt: skip
+        assert refused.one_line_error, refused.output[-3000:]
+        assert refused.errors[0] == (
+            f"error: data.num_folds must be an integer ≥ 2, {said}; e.g. data.num_folds=5"
+        )
+        assert not tmp_path.joinpath("train").exists()
+
+
 def test_kfold_sweeps_every_fold_of_num_folds() -> None:
     cfg = compose_with_hydra("sweep=kfold")
     assert (cfg.data.num_folds, cfg.data.fold) == (5, 0)
@@ -342,3 +353,21 @@ def test_a_real_kfold_sweep_summarises_each_loss_across_its_folds(tmp_path: Path
     assert "| `cross_entropy` | 2 |" in text and "| `focal` | 2 |" in text
     assert "loss=focal: test/acc " in swept.output and "(2 folds)" in swept.output
     assert (sweep / "summary.png").stat().st_size > 0
+
+
+def test_the_fold_chart_zooms_in_only_where_error_bars_would_vanish(tmp_path: Path) -> None:
+    from objectives.run.sweeps.summary_chart import zoomed_limits
+
+    def groups_of(values: list[float]) -> list:
+        sweep = tmp_path / str(len(list(tmp_path.iterdir())))
+        records = [write_job(sweep, i, [f"data.fold={i}"], {"test/acc": v})
+                   for i, v in enumerate(values)]  # fmt: skip
+        return fold_groups(records)
+
+    close = groups_of([0.98, 0.99, 0.985])
+    low, high = zoomed_limits(close, [g.mean_sd("test/acc") for g in close], "test/acc")
+    assert 0.9 < low < 0.98 and high > 0.99
+    spread = groups_of([0.2, 0.9])
+    assert zoomed_limits(spread, [g.mean_sd("test/acc") for g in spread], "test/acc") is None
+    negative = groups_of([-1.0, -1.1])
+    assert zoomed_limits(negative, [g.mean_sd("test/acc") for g in negative], "test/acc") is None

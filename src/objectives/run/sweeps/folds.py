@@ -13,8 +13,21 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 FOLD_KEY = "data.fold"
+
+
+def check_num_folds(config: Any) -> None:
+    """Refuse, before a sweep's first job, a `data.num_folds` no job could use: with
+    `sweep=kfold` it also sets how many jobs there are (`range(0,${data.num_folds})`), and
+    Hydra would otherwise fail on `range(0,abc)` with its own several lines."""
+    data = config.get("data") if hasattr(config, "get") else None
+    num_folds = data.get("num_folds") if hasattr(data, "get") else None
+    if num_folds is not None:
+        from objectives.data.splits import check_folds  # deferred: torch loads with the jobs
+
+        check_folds(num_folds, 0)
 
 
 def _key(override: str) -> str:

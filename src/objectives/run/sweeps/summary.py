@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from objectives.errors import ConfigError
 from objectives.run.sweeps import folds
 from objectives.run.sweeps.job_record import read_job_records
 
@@ -270,7 +272,8 @@ LAST_SWEEP: dict[str, Path] = {}
 
 
 class SweepSummary(Callback):
-    """Hydra callback: summarise the sweep folder once every job has ended.
+    """Hydra callback: summarise the sweep folder once every job has ended (and, before the
+    first job, refuse a `data.num_folds` that no job could use: see folds.py).
 
     `metric` picks the chart metric (default: the jobs' headline metric); `lower_is_better`
     overrides the direction guessed from its name.
@@ -279,6 +282,13 @@ class SweepSummary(Callback):
     def __init__(self, metric: str | None = None, lower_is_better: bool | None = None) -> None:
         self.metric = metric
         self.lower_is_better = lower_is_better
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A k-fold setting no job could use stops the sweep here, in one line."""
+        try:
+            folds.check_num_folds(config)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))

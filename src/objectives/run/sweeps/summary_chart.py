@@ -75,6 +75,26 @@ def draw_chart(
     figure.savefig(path, dpi=DPI)
 
 
+def zoomed_limits(
+    groups: Sequence[FoldGroup], stats: Sequence[tuple], metric: str
+) -> tuple[float, float] | None:
+    """The y range around every mean ± sd and fold value when they are all positive and
+    spread over less than half of the tallest (accuracies of 0.98-0.99); else None (from 0)."""
+    lows, highs = [], []
+    for group, (mean, sd, _) in zip(groups, stats, strict=True):
+        if mean is None:
+            continue
+        lows += [mean - (sd or 0.0), *group.values(metric)]
+        highs += [mean + (sd or 0.0), *group.values(metric)]
+    if not lows or min(lows) <= 0:
+        return None
+    low, high = min(lows), max(highs)
+    span = (high - low) or 0.01 * high
+    if span >= 0.5 * high:
+        return None
+    return max(0.0, low - 0.5 * span), high + 0.8 * span
+
+
 def draw_fold_chart(path: Path, groups: Sequence[FoldGroup], metric: str, lower: bool) -> None:
     """Save the k-fold chart to `path`: a bar a group at the mean of `metric` over its folds,
     an error bar of ± the sample standard deviation, the folds' values as dots; the best
@@ -118,9 +138,14 @@ def draw_fold_chart(path: Path, groups: Sequence[FoldGroup], metric: str, lower:
     ax.axhline(0.0, color="0.3", linewidth=0.8)
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_axisbelow(True)
+    ylabel = metric
+    zoom = zoomed_limits(groups, stats, metric)
+    if zoom is not None:  # the error bars would be too small to see on an axis from 0
+        ax.set_ylim(*zoom)
+        ylabel = f"{metric} (axis from {zoom[0]:.4g}, not 0)"
     direction = "lower" if lower else "higher"
     folds = max(len(g.records) for g in groups)
     title = f"{metric}: mean ± sd over {folds} folds\n({direction} is better; sd: sample, n − 1)"
     ax.set_title(title, fontsize=10)
-    ax.set(ylabel=metric, xlabel=key)
+    ax.set(ylabel=ylabel, xlabel=key)
     figure.savefig(path, dpi=DPI)

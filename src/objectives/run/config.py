@@ -117,7 +117,7 @@ def missing_value_error(err: BaseException) -> ConfigError | None:
     return None
 
 
-def required_value_error(key: str) -> ConfigError:
+def required_value_error(key: str, root_config: str | None = None) -> ConfigError:
     """`data.root is required (it is ??? in configs/data/mnist.yaml); set it on the command
     line, e.g. data.root=<folder>`."""
     leaf = key.rsplit(".", 1)[-1]
@@ -127,20 +127,22 @@ def required_value_error(key: str) -> ConfigError:
         placeholder = "<file>"
     else:
         placeholder = "<value>"
-    files = files_leaving_missing(key)
+    files = files_leaving_missing(key, root_config)
     where = f" (it is ??? in {', '.join(files)})" if files else ""
     return ConfigError(
         f"{key} is required{where}; set it on the command line, e.g. {key}={placeholder}"
     )
 
 
-def files_leaving_missing(key: str) -> list[str]:
+def files_leaving_missing(key: str, root_config: str | None = None) -> list[str]:
     """The config files (as `configs/<group>/<option>.yaml`) that leave `key` as `???`: the
-    root configs and the options of the key's group; only the chosen ones inside a Hydra run,
-    and only a single candidate outside one (several could be wrong)."""
+    root configs (`root_config` alone when the command's is known) and the options of the
+    key's group; only the chosen ones inside a Hydra run, and only a single candidate
+    outside one (several could be wrong)."""
     root = config_dir()
     group = key.split(".", 1)[0]
-    candidates = [(p, "") for p in sorted(root.glob("*.yaml"))]
+    roots = [root / f"{root_config}.yaml"] if root_config else sorted(root.glob("*.yaml"))
+    candidates = [(p, "") for p in roots if p.is_file()]
     candidates += [(p, group) for p in sorted((root / group).glob("*.yaml"))]
     chosen: dict | None = None
     if HydraConfig.initialized():

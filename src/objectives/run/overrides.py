@@ -276,4 +276,4 @@ def check_root_required(
     given = {override.key_or_group for override in parsed}
     for key in required:
         if key not in given:
-            raise required_value_error(key)
+            raise required_value_error(key, root_config=config_name)

@@ -405,7 +405,7 @@ def test_the_training_data_is_not_needed_and_older_checkpoints_use_it(house, tmp
     assert "moved.csv: no such file" in refused(folder / "logs", old, f"input={new}")
 
 
-def test_help_lists_the_keys_without_loading_torch() -> None:
+def test_help_lists_the_keys() -> None:
     done = run_command(predict_main, "--help", prog="predict.py")
     assert done.status == 0
     assert "predict.py: run a checkpoint's model on new inputs" in done.output

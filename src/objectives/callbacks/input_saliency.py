@@ -15,7 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from objectives.callbacks.interval import check_interval
-from objectives.tracking.writers import tensorboard_writers
+from objectives.tracking import publish
 
 
 class InputSaliency(Callback):
@@ -33,8 +33,7 @@ class InputSaliency(Callback):
             or not trainer.limit_val_batches  # validation switched off: no batch to explain
         ):
             return
-        writers = tensorboard_writers(trainer.loggers)
-        if not writers:
+        if not trainer.loggers:
             return
         batch = next(iter(trainer.datamodule.val_dataloader()))
         # on the device and through the data's own batch hooks, as a validation step gets
@@ -51,10 +50,10 @@ class InputSaliency(Callback):
             module.train(was_training)
         saliency = gradient.abs().mean(dim=0).detach().cpu()  # one value per input element
         step = trainer.global_step
-        for writer in writers:
-            if saliency.ndim == 3:  # (C, H, W): an image
-                image = saliency / saliency.max().clamp_min(1e-12)
-                writer.add_image("val/saliency", image, step)
-            else:
-                for j, v in enumerate(saliency.flatten().tolist()):
-                    writer.add_scalar(f"val/saliency/x{j}", v, step)
+        if saliency.ndim == 3:  # (C, H, W): an image
+            image = saliency / saliency.max().clamp_min(1e-12)
+            publish.image(trainer.loggers, "val/saliency", image, step)
+        else:  # one scalar a feature, to every logger
+            values = {f"val/saliency/x{j}": v for j, v in enumerate(saliency.flatten().tolist())}
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=step)

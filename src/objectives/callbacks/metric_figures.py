@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from objectives.tracking.writers import tensorboard_writers
+from objectives.tracking import publish
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,15 +46,13 @@ class MetricFigures(Callback):
         figures = recorder.figures.pop(stage, {}) if recorder is not None else {}
         if trainer.sanity_checking or not trainer.is_global_zero or not figures:
             return
-        writers = tensorboard_writers(trainer.loggers)
-        if not writers:
+        if not publish.takes_pictures(trainer.loggers):
             return
         import matplotlib.pyplot as plt  # deferred: only runs that draw need matplotlib
 
         for tag, (metric, value) in figures.items():
             figure = figure_of(metric, value)
-            for writer in writers:
-                writer.add_figure(tag, figure, global_step=trainer.global_step, close=False)
+            publish.figure(trainer.loggers, tag, figure, trainer.global_step)
             plt.close(figure)
 
 

@@ -10,7 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from objectives.tracking.writers import tensorboard_writers
+from objectives.tracking import publish
 
 log = logging.getLogger(__name__)
 
@@ -46,5 +46,4 @@ class ObjectiveText(Callback):
             implicit = implicit_regularization(module.model)
             if implicit:
                 log.info("Model regularization (not a term of J): %s", implicit)
-        for writer in tensorboard_writers(trainer.loggers):
-            writer.add_text("objective", objective_markdown(module), trainer.global_step)
+        publish.text(trainer.loggers, "objective", objective_markdown(module), trainer.global_step)

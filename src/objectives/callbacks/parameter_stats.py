@@ -16,8 +16,8 @@ from objectives.callbacks.deferred import DeferredValuesCallback
 from objectives.callbacks.interval import check_interval
 from objectives.checks import positive_int
 from objectives.objective.tags import layer_grad_norm_tags
+from objectives.tracking import publish
 from objectives.tracking.step_values import DeferredStepValues
-from objectives.tracking.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,10 @@ class ParameterStats(DeferredValuesCallback):
             return
         if trainer.current_epoch % self.histogram_every_n_epochs:
             return
-        writers = tensorboard_writers(trainer.loggers)
         for name, param in module.model.named_parameters():
-            for writer in writers:
-                # 64 fixed bins: TensorBoard's default "tensorflow" bins cost ~3x as much
-                try:
-                    writer.add_histogram(
-                        f"params/{name}", param.detach(), trainer.global_step, bins=64
-                    )
-                except ValueError as err:  # NaN, or a range numpy cannot bin (diverged values)
-                    log.warning("no histogram of %s at step %d: %s", name, trainer.global_step, err)
+            # 64 fixed bins: TensorBoard's default "tensorflow" bins cost ~3x as much
+            try:
+                publish.histogram(trainer.loggers, f"params/{name}", param.detach(),
+                                  trainer.global_step, bins=64)  # fmt: skip
+            except ValueError as err:  # NaN, or a range numpy cannot bin (diverged values)
+                log.warning("no histogram of %s at step %d: %s", name, trainer.global_step, err)

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from objectives.callbacks.interval import check_interval
-from objectives.tracking.writers import tensorboard_writers
+from objectives.tracking import publish
 
 
 class RegressionFigures(Callback):
@@ -33,7 +33,7 @@ class RegressionFigures(Callback):
             and not trainer.sanity_checking
             and trainer.is_global_zero
             and trainer.current_epoch % self.every_n_epochs == 0
-            and bool(tensorboard_writers(trainer.loggers))
+            and publish.takes_pictures(trainer.loggers)
         )
 
     def on_validation_batch_end(
@@ -61,7 +61,6 @@ class RegressionFigures(Callback):
         axes.set(xlabel="target y", ylabel="prediction ŷ", title=f"epoch {trainer.current_epoch}")
         axes.legend()
         axes.grid(alpha=0.3)
-        for writer in tensorboard_writers(trainer.loggers):
-            writer.add_figure("val/pred_vs_target", figure, trainer.global_step, close=False)
-            writer.add_histogram("val/error", pred - target, trainer.global_step, bins=64)
+        publish.figure(trainer.loggers, "val/pred_vs_target", figure, trainer.global_step)
+        publish.histogram(trainer.loggers, "val/error", pred - target, trainer.global_step, bins=64)
         plt.close(figure)

@@ -22,7 +22,7 @@ from torch import Tensor
 from objectives.callbacks.interval import check_interval
 from objectives.checks import number, positive_int
 from objectives.metrics.pictures import image_grid
-from objectives.tracking.writers import tensorboard_writers
+from objectives.tracking import publish
 
 
 class VAEFigures(Callback):
@@ -77,14 +77,12 @@ class VAEFigures(Callback):
         ):
             return
         inputs = trainer.datamodule.split("val")[0][: self.images]
-        writers = tensorboard_writers(trainer.loggers)
-        if inputs.ndim != 4 or not len(inputs) or not writers:
+        if inputs.ndim != 4 or not len(inputs) or not publish.takes_pictures(trainer.loggers):
             return
         with torch.no_grad():
             pictures = self.pictures(module, inputs)
         for tag, grid in pictures.items():
-            for writer in writers:
-                writer.add_image(tag, grid, trainer.global_step)
+            publish.image(trainer.loggers, tag, grid, trainer.global_step)
 
     def pictures(self, module: Any, inputs: Tensor) -> dict[str, Tensor]:
         """The three grids, each (C, H, W) in [0, 1]."""

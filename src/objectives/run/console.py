@@ -76,3 +76,14 @@ def route_lightning_logs() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, DropAdvertisements) for f in rank_zero.filters):
         rank_zero.addFilter(DropAdvertisements())
+    # logger=mlflow: MLflow's notes on creating its SQLite tables, and Lightning's warning
+    # that the experiment is new (it always is, in a new run folder's store), are not news
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    mlflow_logger = logging.getLogger("lightning.pytorch.loggers.mlflow")
+    if not any(isinstance(f, DropNewExperiment) for f in mlflow_logger.filters):
+        mlflow_logger.addFilter(DropNewExperiment())
+
+
+class DropNewExperiment(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not found. Creating it" not in record.getMessage()

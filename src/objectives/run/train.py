@@ -69,6 +69,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from objectives.run.resume import check_fits, checkpoint_file, purge_after
     from objectives.run.steps import check_batches, check_steps_made, check_test_split
     from objectives.run.training_started import TrainingStarted
+    from objectives.tracking import publish
 
     route_lightning_logs()
     if cfg.get("seed") is not None:
@@ -119,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
     log_hparams(loggers, hparams_of(cfg), final, experiment=not in_multirun())
+    publish.finish(loggers)  # a W&B run ends with its job
     if trainer.is_global_zero:
         log.info("\n".join(summary_of_run(cfg, trainer, parts.module, final, seconds)))
     return metrics

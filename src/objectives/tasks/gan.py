@@ -36,7 +36,7 @@ from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
 from objectives.tasks.generator_average import GeneratorAverage
 from objectives.tasks.players import Players
-from objectives.tracking.writers import tensorboard_writers
+from objectives.tracking import publish
 
 
 class SampleJudge(Protocol):
@@ -241,11 +241,10 @@ class GANModule(Players, ObjectiveModule):
         if not self.trainer.is_global_zero:
             return
         picture = self.judge.draw(samples)
-        for writer in tensorboard_writers(self.loggers):
-            if isinstance(picture, Tensor):
-                writer.add_image(f"{stage}/samples", picture, self.global_step)
-            else:
-                writer.add_figure(f"{stage}/samples", picture, self.global_step, close=False)
+        if isinstance(picture, Tensor):
+            publish.image(self.loggers, f"{stage}/samples", picture, self.global_step)
+        else:
+            publish.figure(self.loggers, f"{stage}/samples", picture, self.global_step)
         if not isinstance(picture, Tensor):
             import matplotlib.pyplot as plt  # deferred: matplotlib is slow to import
 

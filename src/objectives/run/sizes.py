@@ -18,8 +18,11 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 from torch import nn
 
+from objectives import checks
 from objectives.errors import ConfigError
+from objectives.models.gan import GANNetworks
 from objectives.models.vae import VAENetwork
+from objectives.refusals import first_line
 from objectives.run.config import config_dir, options_sized_by
 
 T = TypeVar("T")
@@ -66,12 +69,72 @@ def call_with_dims(
 
 def build_model(factory: Callable[..., nn.Module], dims: Mapping[str, int]) -> nn.Module:
     """The network, with its data-dependent sizes filled from `dims`; on image data it must
-    read a batch of zeros (`model=linear` reads only flat vectors)."""
+    read a batch of zeros (`model=linear` reads only flat vectors). With `model.compile=true`
+    (a setting of every model config, taken out here: no network takes it) it is then
+    compiled in place."""
+    factory, compiled = _compile_setting(factory)
     network = call_with_dims(factory, dims, group="model")
     image = tuple(dims[k] for k in ("in_channels", "height", "width") if k in dims)
     if len(image) == 3:
         _check_reads(network, image, dims)
+    if compiled:
+        compile_in_place(network)
     return network
+
+
+def _compile_setting(factory: Callable[..., T]) -> tuple[Callable[..., T], bool]:
+    """`factory` without its `compile` keyword, and that keyword's value (False if absent)."""
+    if not isinstance(factory, functools.partial) or "compile" not in factory.keywords:
+        return factory, False
+    keywords = dict(factory.keywords)
+    wanted = checks.boolean(keywords.pop("compile"), "model.compile")
+    return functools.partial(factory.func, *factory.args, **keywords), wanted
+
+
+# networks a task never calls as a whole: it calls their parts (a GAN's generator and critic,
+# a VAE's encode and decode), so compiling their forward would compile nothing it runs
+CALLED_BY_PARTS = {GANNetworks: "its generator and critic", VAENetwork: "its encode and decode"}
+
+
+def compile_in_place(network: nn.Module) -> None:
+    """`network.compile()` (torch.compile of its forward, with torch's defaults; parameter
+    names, and so checkpoints, stay as they are). torch compiles at the first call: a network
+    it cannot compile then stops the run with one `ConfigError` line naming the fix."""
+    from torch._dynamo.exc import TorchDynamoException, TorchRuntimeError  # only when compiling
+
+    name = type(network).__name__
+    parts = next((v for k, v in CALLED_BY_PARTS.items() if isinstance(network, k)), None)
+    if parts is not None:
+        raise ConfigError(
+            f"model.compile=true compiles a network's forward, but {name} is run through "
+            f"{parts}, never as a whole; set model.compile=false"
+        )
+    try:
+        network.compile()
+    except RuntimeError as err:  # torch.compile itself refuses (an unsupported Python)
+        raise ConfigError(
+            f"model.compile=true: torch.compile is not available here ({first_line(err)}); "
+            "set model.compile=false"
+        ) from err
+    # nn.Module.compile keeps the compiled call here; nn.Module.__getstate__ drops it, so a
+    # copy of the network (copy.deepcopy) is an uncompiled network of its own
+    compiled = network._compiled_call_impl
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return compiled(*args, **kwargs)
+        except TorchRuntimeError:  # the network's own error, met while tracing: as eager
+            raise
+        except TorchDynamoException as err:
+            reason = first_line(err)
+            fix = "set model.compile=false to run it uncompiled"
+            if "C++ compiler" in reason:
+                fix = "install a C++ compiler (g++; or name one in CXX), or " + fix
+            raise ConfigError(
+                f"model.compile=true: torch.compile cannot compile {name} here ({reason}); {fix}"
+            ) from err
+
+    network._compiled_call_impl = call
 
 
 def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, int]) -> None:

@@ -8,6 +8,7 @@ config is found here, before any training starts.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import types
 import typing
@@ -26,6 +27,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from objectives import checks
 from objectives.callbacks.group import group_observers, own_callbacks
@@ -41,6 +43,8 @@ from objectives.run.sizes import build_model, call_with_dims
 from objectives.run.typed_settings import check_setting_types
 from objectives.tasks import ObjectiveModule
 from objectives.tasks.players import Players
+
+log = logging.getLogger(__name__)
 
 # The parts of a config that define the model; saved in every checkpoint.
 RUN_KEYS = (
@@ -186,14 +190,22 @@ def checked_scheduler(node: DictConfig, horizon: int = 1, lr: float = 0.1) -> Ca
     checks them only when the module builds it, after the trainer started. The schedule is
     stepped `horizon` times (the run's epochs, at most 10,000) from the optimizer's `lr`: a
     learning rate that turns negative or non-finite on the way (`scheduler.eta_min=-1`) is
-    refused too."""
+    refused too. A plateau schedule (ReduceLROnPlateau) is stepped with a value that never
+    improves, so that it lowers the rate as often as its patience lets it."""
     with refused("scheduler"):
         factory = instantiate(node)
+        made = getattr(factory, "func", factory)
+        plateau = isinstance(made, type) and issubclass(made, ReduceLROnPlateau)
+        if plateau:  # before torch's own checks, which name no setting
+            check_plateau(node)
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
         scheduler = factory(optimizer=optimizer)
         for step in range(1, max(1, min(horizon, 10_000)) + 1):
             optimizer.step()
-            scheduler.step()  # some settings fail only here (CosineAnnealingLR with T_max=0)
+            if plateau:
+                scheduler.step(1.0)
+            else:
+                scheduler.step()  # some settings fail only here (CosineAnnealingLR, T_max=0)
             lr = optimizer.param_groups[0]["lr"]
             if not math.isfinite(lr) or lr < 0:
                 raise ConfigError(
@@ -201,6 +213,22 @@ def checked_scheduler(node: DictConfig, horizon: int = 1, lr: float = 0.1) -> Ca
                     f"{horizon}; check scheduler.* ({_settings(node)})"
                 )
     return factory
+
+
+def check_plateau(node: DictConfig) -> None:
+    """Settings torch's ReduceLROnPlateau takes without a word but cannot mean: a factor of
+    0 or less (the rate drops to min_lr at once), a negative patience (it lowers the rate
+    at every validation), a negative threshold, cooldown or min_lr."""
+    settings = plain(node)
+    if "factor" in settings:
+        checks.number(settings["factor"], "scheduler.factor", low=0, high=1, low_open=True,
+                      high_open=True, example=0.1)  # fmt: skip
+    for key, example in (("patience", 10), ("cooldown", 0)):
+        if key in settings:
+            checks.integer(settings[key], f"scheduler.{key}", low=0, example=example)
+    for key, example in (("threshold", 0.0001), ("min_lr", 0.0), ("eps", 1e-8)):
+        if key in settings and not isinstance(settings[key], list):
+            checks.number(settings[key], f"scheduler.{key}", low=0, example=example)
 
 
 def _settings(node: DictConfig) -> str:
@@ -426,12 +454,17 @@ def run_config(cfg: DictConfig) -> dict:
 
 
 def instantiate_all(group: DictConfig | None, key: str = "callbacks") -> list:
-    """Callbacks or loggers (`key`): every `_target_` node of a group, in config order."""
+    """Callbacks or loggers (`key`): every `_target_` node of a group, in config order. A
+    node whose factory builds None is switched off (callbacks.early_stopping with
+    `patience: null`) and left out."""
     built = []
     for name, node in (group or {}).items():
         if node is not None and "_target_" in node:
             with refused(f"{key}.{name}"):
-                built.append(instantiate(node))
+                made = instantiate(node)
+            log.debug("%s.%s: %s", key, name, "off" if made is None else type(made).__name__)
+            if made is not None:
+                built.append(made)
     return built
 
 

@@ -147,8 +147,28 @@ def summary_of_run(cfg, trainer, module, final: dict[str, float], seconds: float
     boards = [lg.log_dir.rstrip("/") for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
     names = {player: objective.names for player, objective in module.objectives.items()}
     tested = "best checkpoint" if best is not None else "last weights"
-    return closing_lines(final, names, cfg.paths.output_dir, best, next(iter(boards), None),
-                         trained, tested)  # fmt: skip
+    lines = closing_lines(final, names, cfg.paths.output_dir, best, next(iter(boards), None),
+                          trained, tested)  # fmt: skip
+    stopped = stopped_early(trainer)
+    return [lines[0], stopped, *lines[1:]] if stopped else lines
+
+
+def stopped_early(trainer) -> str | None:
+    """`Stopped early: val/objective did not improve in the last 10 validations (best
+    0.5586)`, when an EarlyStopping callback ended the fit; None otherwise."""
+    # deferred: Lightning loads with the run, not with `train.py --help`
+    from lightning.pytorch.callbacks.early_stopping import EarlyStopping, EarlyStoppingReason
+
+    for callback in trainer.callbacks:
+        if not isinstance(callback, EarlyStopping) or not callback.stopping_reason_message:
+            continue
+        if callback.stopping_reason == EarlyStoppingReason.PATIENCE_EXHAUSTED:
+            return (
+                f"Stopped early: {callback.monitor} did not improve in the last "
+                f"{callback.wait_count} validations (best {float(callback.best_score):.6g})"
+            )
+        return "Stopped early: " + callback.stopping_reason_message.split(" Signaling")[0]
+    return None
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")

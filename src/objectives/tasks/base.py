@@ -15,12 +15,13 @@ from typing import Any, ClassVar
 import lightning as L
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MetricCollection
 
 from objectives.data.input_spec import describe_inputs
 from objectives.errors import ConfigError
 from objectives.objective import Objective, ObjectiveValue
-from objectives.objective.tags import EPOCH_PREFIX, STAGES, metric_prefix
+from objectives.objective.tags import EPOCH_PREFIX, OBJECTIVE, STAGES, metric_prefix
 from objectives.tasks import random_states
 from objectives.tasks.plain_attributes import PlainAttributes
 from objectives.tasks.recorder import ObjectiveRecorder
@@ -241,7 +242,10 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        config = {"scheduler": scheduler, "interval": "epoch"}
+        if isinstance(scheduler, ReduceLROnPlateau):  # stepped with what the checkpoint monitors
+            checkpoint = self._trainer.checkpoint_callback if self._trainer else None
+            monitor = getattr(checkpoint, "monitor", None)
+            config["monitor"] = monitor or f"{EPOCH_PREFIX['val']}/{OBJECTIVE}"
+        log.debug("optimizer %s, learning-rate schedule %s", type(optimizer).__name__, config)
+        return {"optimizer": optimizer, "lr_scheduler": config}

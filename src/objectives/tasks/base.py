@@ -240,6 +240,7 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
             raise RuntimeError(f"{type(self).__name__} was built without an optimizer")
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
+            log.debug("optimizer %s, no learning-rate schedule", type(optimizer).__name__)
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
         config = {"scheduler": scheduler, "interval": "epoch"}

@@ -191,7 +191,7 @@ def test_every_optimizer_and_scheduler_instantiate(compose_cfg, option: str) -> 
 @pytest.mark.parametrize("option", group_options("logger"))
 def test_every_logger_instantiates(compose_cfg, option: str) -> None:
     loggers = instantiate_loggers(compose_cfg(f"logger={option}"))
-    expected = {"tensorboard": 1, "csv": 1, "many": 2, "none": 0}[option]
+    expected = {"tensorboard": 1, "csv": 1, "many": 2, "none": 0, "mlflow": 1, "wandb": 1}[option]
     assert len(loggers) == expected
 
 

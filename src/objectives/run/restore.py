@@ -36,6 +36,7 @@ def restore(ckpt_path: str) -> Restored:
 
     checkpoint = load_checkpoint(ckpt_path)
     config = OmegaConf.create(checkpoint["run_config"])
+    config.model.compile = False  # eager: torch.jit.trace and torch.onnx refuse compiled nets
     if "dims" in checkpoint and "inputs" in checkpoint:
         module = assemble_without_data(config, dict(checkpoint["dims"]))
         inputs = dict(checkpoint["inputs"])

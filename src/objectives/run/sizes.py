@@ -100,7 +100,9 @@ def compile_in_place(network: nn.Module) -> None:
     """`network.compile()` (torch.compile of its forward, with torch's defaults; parameter
     names, and so checkpoints, stay as they are). torch compiles at the first call: a network
     it cannot compile then stops the run with one `ConfigError` line naming the fix."""
-    from torch._dynamo.exc import TorchDynamoException, TorchRuntimeError  # only when compiling
+    import torch._functorch.config  # only when compiling
+    import torch._inductor.config
+    from torch._dynamo.exc import TorchDynamoException, TorchRuntimeError
 
     name = type(network).__name__
     parts = next((v for k, v in CALLED_BY_PARTS.items() if isinstance(network, k)), None)
@@ -109,6 +111,12 @@ def compile_in_place(network: nn.Module) -> None:
             f"model.compile=true compiles a network's forward, but {name} is run through "
             f"{parts}, never as a whole; set model.compile=false"
         )
+    # the gradients of single terms (gradient attribution, weighting=grad_ratio|pcgrad) go
+    # back through the graph more than once (retain_graph), which donated buffers forbid
+    torch._functorch.config.donated_buffer = False
+    # random numbers (dropout masks) drawn as eager draws them: a seed gives the same run
+    # compiled or not (inductor's own generator draws others)
+    torch._inductor.config.fallback_random = True
     try:
         network.compile()
     except RuntimeError as err:  # torch.compile itself refuses (an unsupported Python)

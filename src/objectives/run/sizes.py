@@ -134,7 +134,8 @@ def compile_in_place(network: nn.Module) -> None:
         except TorchRuntimeError:  # the network's own error, met while tracing: as eager
             raise
         except TorchDynamoException as err:
-            reason = first_line(err)
+            inner = getattr(err, "inner_exception", None)  # what the backend raised
+            reason = f"{type(inner).__name__}: {first_line(inner)}" if inner else first_line(err)
             fix = "set model.compile=false to run it uncompiled"
             if "C++ compiler" in reason:
                 fix = "install a C++ compiler (g++; or name one in CXX), or " + fix

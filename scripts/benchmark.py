@@ -33,6 +33,7 @@ start-up times:
     python scripts/benchmark.py --compare tricks     # what each speed trick still buys
     python scripts/benchmark.py --compare weighting  # each weighting policy's cost a step
     python scripts/benchmark.py --compare guard      # the non-finite guard's cost a step
+    python scripts/benchmark.py --compare compile    # model.compile=true against eager (cnn)
 
 `--compare logging`: none (objective only, nothing aggregated or logged), default (terms
 written every 10 steps), every_step, naive_log (`self.log_dict` of every term, on_step and
@@ -49,6 +50,11 @@ last layer), pcgrad. Ratios there are time per step relative to the first varian
 `--compare guard`: the guard off (its per-step work and checks no-ops), `stop` (the
 default: a reference kept a step, one read a logging interval), `skip` (the masked update),
 and host_read (the guard as it was: `bool(J.isfinite())` every step).
+`--compare compile` (work `cnn` unless `--work` says otherwise): the stack without callbacks,
+eager and with `model.compile=true`; torch's in-process compile caches are cleared before
+every fit, so each compiled fit compiles again (inductor's disk cache is kept). Besides the
+step times it prints each variant's warm-up epoch (not timed; the compiled one compiles
+there) and their difference, the compile warm-up.
 
 Work `folder` (its own comparison; `--compare` does not apply): ResNet-20 (the cifar_resnet
 recipe: J = CE + 5e-5·L2, SGD lr 0.1 momentum 0.9 nesterov, pad-crop + flip) on a 32×32
@@ -135,7 +141,7 @@ WORK = {
 }  # fmt: skip
 EPOCHS = {"mlp": 3, "cnn": 12, "two_heads": 3, "folder": 2}  # the first is a warm-up
 # --compare weighting runs on its own work unless --work says otherwise
-DEFAULT_WORK = {"weighting": "two_heads"}
+DEFAULT_WORK = {"weighting": "two_heads", "compile": "cnn"}
 
 
 OVERRIDES: list[str] = []  # --override: config overrides applied to every variant
@@ -224,11 +230,16 @@ class StepTimer(Callback):
     def __init__(self, device: str) -> None:
         self.device = device
         self.start, self.start_step = 0.0, 0
+        self.fit_start, self.warm_up_seconds = 0.0, 0.0
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.fit_start = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.current_epoch == 1:
             sync(self.device)
             self.start, self.start_step = time.perf_counter(), trainer.global_step
+            self.warm_up_seconds = self.start - self.fit_start  # epoch 0, compiling included
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         sync(self.device)
@@ -321,7 +332,28 @@ def stack(
     with tempfile.TemporaryDirectory() as folder:
         trainer, timer = stack_trainer(work, device, epochs, folder if logged else None, extra)
         trainer.fit(parts.module, datamodule=parts.datamodule)
+    WARM_UP[0] = timer.warm_up_seconds
     return timer.seconds_per_step
+
+
+WARM_UP = [0.0]  # the last stack fit's warm-up epoch, in seconds
+# --compare compile: each variant's warm-up epochs (the compiled one's includes compiling)
+WARM_UPS: dict[str, list[float]] = {}
+
+
+def compile_variant(compiled: bool) -> Callable[[str, str, int], float]:
+    """The stack (no callbacks) with model.compile=true or false; torch's in-process compile
+    caches are cleared first, so every compiled fit compiles (the disk cache stays)."""
+    name = "compiled" if compiled else "eager"
+
+    def run(work: str, device: str, epochs: int) -> float:
+        torch._dynamo.reset()
+        setting = f"model.compile={str(compiled).lower()}"
+        seconds = stack(work, device, epochs, extra=["callbacks=none", setting])
+        WARM_UPS.setdefault(name, []).append(WARM_UP[0])
+        return seconds
+
+    return run
 
 
 def bare(work: str, device: str, epochs: int, module_cls: type | None = None, **settings) -> float:
@@ -472,6 +504,8 @@ COMPARISONS: dict[str, dict[str, Callable[[str, str, int], float]]] = {
         "skip": variant(None, ["callbacks=none", "task.nonfinite=skip"]),
         "host_read": trick(lambda: guard_replaced(host_read_watch), ["callbacks=none"]),
     },
+    # model.compile=true against eager (work cnn unless --work says otherwise)
+    "compile": {"eager": compile_variant(False), "compiled": compile_variant(True)},
     # each weighting policy against constant (no policy), on two MSE terms (work two_heads)
     "weighting": {
         "constant": variant(None, ["callbacks=none", "weighting=constant"]),
@@ -716,6 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.work == "folder" and args.compare != "loops":
         parser.error("--work folder compares its own variants (decode, plain, stack): no --compare")
     OVERRIDES[:] = args.override
+    WARM_UPS.clear()
     quiet_irrelevant_warnings()
     keep_cores_for_torch()  # as train.py does (numpy's BLAS threads would compete with torch)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -761,6 +796,11 @@ def main(argv: list[str] | None = None) -> None:
         for name in variants:
             ratios = [t / b for t, b in zip(times[name], times[base], strict=True)]
             print(f"{name:<16} time per step / {base}: {summary(ratios)}")
+    if args.compare == "compile":
+        for name, values in WARM_UPS.items():
+            print(f"{name:<16} warm-up epoch s: {summary(values, digits=2)}")
+        extra = [c - e for c, e in zip(WARM_UPS["compiled"], WARM_UPS["eager"], strict=True)]
+        print(f"compile warm-up (compiled - eager warm-up epoch) s: {summary(extra, digits=2)}")
     print_start_up(args.startup_repeats)
 
 

@@ -105,3 +105,28 @@ def test_folder_work_reports_decode_plain_stack_and_the_ratio(benchmark, capsys)
         assert float(line.split()[-4]) > 0  # images/s (median) before [min, max] and ms/step
     assert "stack/plain throughput:" in out
     assert "decode/stack throughput:" in out
+
+
+def test_compile_comparison_times_eager_and_compiled_fits_and_their_warm_up(
+    benchmark, monkeypatch, capsys
+) -> None:
+    """`--compare compile` runs the stack (no callbacks) with model.compile=false and true
+    (work cnn), and prints step times, each warm-up epoch and the compile warm-up."""
+    fits = []
+
+    def fake_stack(work, device, epochs, logged=True, extra=(), step_fn=None):
+        fits.append((work, list(extra)))
+        compiled = "model.compile=true" in extra
+        benchmark.WARM_UP[0] = 30.0 if compiled else 2.0
+        return 0.004 if compiled else 0.005
+
+    monkeypatch.setattr(benchmark, "stack", fake_stack)
+    benchmark.main(["--compare", "compile", "--rounds", "2", "--startup-repeats", "0"])
+    out = capsys.readouterr().out
+    assert (
+        fits == [("cnn", ["callbacks=none", f"model.compile={c}"]) for c in ("false", "true")] * 2
+    )
+    assert "work=cnn device=cpu rounds=2" in out
+    assert "compiled         time per step / eager: 0.800 [0.800, 0.800]" in out
+    assert "compiled         warm-up epoch s: 30.00 [30.00, 30.00]" in out
+    assert "compile warm-up (compiled - eager warm-up epoch) s: 28.00 [28.00, 28.00]" in out

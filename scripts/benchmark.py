@@ -54,7 +54,9 @@ and host_read (the guard as it was: `bool(J.isfinite())` every step).
 eager and with `model.compile=true`; torch's in-process compile caches are cleared before
 every fit, so each compiled fit compiles again (inductor's disk cache is kept). Besides the
 step times it prints each variant's warm-up epoch (not timed; the compiled one compiles
-there) and their difference, the compile warm-up.
+there; by round too: with an empty inductor cache, `TORCHINDUCTOR_CACHE_DIR=$(mktemp -d)`,
+the first compiles from nothing, later ones read the disk cache) and their difference, the
+compile warm-up.
 
 Work `folder` (its own comparison; `--compare` does not apply): ResNet-20 (the cifar_resnet
 recipe: J = CE + 5e-5·L2, SGD lr 0.1 momentum 0.9 nesterov, pad-crop + flip) on a 32×32
@@ -798,7 +800,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:<16} time per step / {base}: {summary(ratios)}")
     if args.compare == "compile":
         for name, values in WARM_UPS.items():
-            print(f"{name:<16} warm-up epoch s: {summary(values, digits=2)}")
+            print(f"{name:<16} warm-up epoch s: {summary(values, digits=2)}; by round: "
+                  + ", ".join(f"{v:.2f}" for v in values))  # fmt: skip
         extra = [c - e for c, e in zip(WARM_UPS["compiled"], WARM_UPS["eager"], strict=True)]
         print(f"compile warm-up (compiled - eager warm-up epoch) s: {summary(extra, digits=2)}")
     print_start_up(args.startup_repeats)

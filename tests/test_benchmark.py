@@ -128,5 +128,5 @@ def test_compile_comparison_times_eager_and_compiled_fits_and_their_warm_up(
     )
     assert "work=cnn device=cpu rounds=2" in out
     assert "compiled         time per step / eager: 0.800 [0.800, 0.800]" in out
-    assert "compiled         warm-up epoch s: 30.00 [30.00, 30.00]" in out
+    assert "compiled         warm-up epoch s: 30.00 [30.00, 30.00]; by round: 30.00, 30.00" in out
     assert "compile warm-up (compiled - eager warm-up epoch) s: 28.00 [28.00, 28.00]" in out

@@ -101,6 +101,16 @@ def test_networks_run_through_their_parts_refuse_in_one_line(
     assert parts in text and text.endswith("set model.compile=false")
 
 
+def test_a_layer_of_torch_itself_refuses_in_one_line(compose_cfg) -> None:
+    """nn.Module.compile() of torch.nn.Linear compiles nothing (torch skips its own
+    modules' frames): model=linear says so instead of running uncompiled."""
+    text = config_error_of(lambda: assemble(compose_cfg("model=linear", "model.compile=true")))
+    assert text == (
+        "model.compile=true: torch compiles none of its own layers in place (Linear is "
+        "torch.nn.modules.linear's), so it would run uncompiled; set model.compile=false"
+    )
+
+
 def test_a_network_torch_cannot_compile_stops_with_one_line(monkeypatch) -> None:
     """torch compiles at the first call; a backend failure there (here: no C++ compiler, as
     inductor raises it) is one line naming the setting and the fix."""

@@ -111,6 +111,11 @@ def compile_in_place(network: nn.Module) -> None:
             f"model.compile=true compiles a network's forward, but {name} is run through "
             f"{parts}, never as a whole; set model.compile=false"
         )
+    if type(network).__module__.split(".")[0] == "torch":  # model=linear: torch.nn.Linear
+        raise ConfigError(
+            f"model.compile=true: torch compiles none of its own layers in place ({name} is "
+            f"{type(network).__module__}'s), so it would run uncompiled; set model.compile=false"
+        )
     # the gradients of single terms (gradient attribution, weighting=grad_ratio|pcgrad) go
     # back through the graph more than once (retain_graph), which donated buffers forbid
     torch._functorch.config.donated_buffer = False

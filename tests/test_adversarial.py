@@ -17,7 +17,7 @@ from objectives.losses import adversarial as adv
 from objectives.models import MLP, GANNetworks
 from objectives.regularizers import GradientPenalty, R1Penalty
 from objectives.run.config import config_dir
-from objectives.run.sizes import call_with_dims
+from objectives.run.sizes import build_model
 
 GAMES = {
     "gan_ns": (adv.ns_discriminator, adv.ns_generator),
@@ -347,11 +347,11 @@ def test_spectral_norm_holds_every_critic_layer_at_singular_value_one() -> None:
 
 def test_gan_mlp_config_builds_for_points_and_images() -> None:
     factory = instantiate(OmegaConf.load(config_dir() / "model" / "gan_mlp.yaml"))
-    gan = call_with_dims(factory, {"in_features": 2, "out_features": 2})
+    gan = build_model(factory, {"in_features": 2, "out_features": 2})
     assert gan.sample_shape == (2,) and not gan.spectral_norm
     dims = {"in_features": 64, "in_channels": 1, "height": 8, "width": 8, "num_classes": 10,
             "out_features": 10}  # fmt: skip
-    gan = call_with_dims(factory, dims)
+    gan = build_model(factory, dims)
     assert gan.generate(gan.sample_noise(3)).shape == (3, 1, 8, 8)
     hidden = [m.out_features for m in gan.critic.modules() if isinstance(m, nn.Linear)]
     assert hidden == [128, 128, 1]

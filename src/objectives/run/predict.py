@@ -129,8 +129,8 @@ def predict(cfg: DictConfig) -> Path:
         torch.set_num_threads(checks.positive_int(cfg.torch_threads, "torch_threads", example=1))
     L.seed_everything(seed, verbose=False)
     try:
-        with torch.inference_mode():
-            trainer.predict(module, dataloaders=batches, return_predictions=False)
+        # Lightning's predict loop runs in inference mode itself
+        trainer.predict(module, dataloaders=batches, return_predictions=False)
         path = writer.finish()
     except BaseException:
         writer.discard()

@@ -85,45 +85,47 @@ def train(cfg: DictConfig) -> dict[str, float]:
         start_step = int(checkpoint["global_step"])
         del checkpoint
     loggers = instantiate_loggers(cfg)
-    callbacks = [*instantiate_all(cfg.get("callbacks")), TrainingStarted()]
-    trainer = build_trainer(cfg.trainer, callbacks, loggers)
-    stop_at_signals(trainer, cfg.paths.output_dir)
-    keep_cores_for_torch()
-    if cfg.get("torch_threads") is not None:  # a recipe's choice (the sequence ones: 1)
-        torch.set_num_threads(int(cfg.torch_threads))
-    use_job_command_for_children(trainer)
-    batch = check_batches(trainer, parts.datamodule)
-    if ckpt_path is not None:
-        purge_after(loggers, start_step)
-    if batch and rank_zero_only.rank == 0:  # the Trainer knows its rank only once fitting
-        log.info(batch)
-    started = time.perf_counter()
-    at = lambda: f"epoch {trainer.current_epoch}, step {trainer.global_step}"  # noqa: E731
-    with failures_in("training", at):  # a library's failure part-way: one line, not a traceback
-        trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path,
-                    weights_only=True)  # fmt: skip
-    seconds = time.perf_counter() - started
-    recorder = parts.module.recorder
-    check_steps_made(trainer, start_step, recorder.steps_taken, recorder.guard.skipped_in_fit)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    fitted = describe_parameters(parts.module.model)
-    if fitted is not None and trainer.is_global_zero:
-        log.info("Fitted parameters (last epoch): %s", fitted)
+    try:
+        callbacks = [*instantiate_all(cfg.get("callbacks")), TrainingStarted()]
+        trainer = build_trainer(cfg.trainer, callbacks, loggers)
+        stop_at_signals(trainer, cfg.paths.output_dir)
+        keep_cores_for_torch()
+        if cfg.get("torch_threads") is not None:  # a recipe's choice (the sequence ones: 1)
+            torch.set_num_threads(int(cfg.torch_threads))
+        use_job_command_for_children(trainer)
+        batch = check_batches(trainer, parts.datamodule)
+        if ckpt_path is not None:
+            purge_after(loggers, start_step)
+        if batch and rank_zero_only.rank == 0:  # the Trainer knows its rank only once fitting
+            log.info(batch)
+        started = time.perf_counter()
+        at = lambda: f"epoch {trainer.current_epoch}, step {trainer.global_step}"  # noqa: E731
+        with failures_in("training", at):  # a library's failure part-way: one line, not a traceback
+            trainer.fit(parts.module, datamodule=parts.datamodule, ckpt_path=ckpt_path,
+                        weights_only=True)  # fmt: skip
+        seconds = time.perf_counter() - started
+        recorder = parts.module.recorder
+        check_steps_made(trainer, start_step, recorder.steps_taken, recorder.guard.skipped_in_fit)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        fitted = describe_parameters(parts.module.model)
+        if fitted is not None and trainer.is_global_zero:
+            log.info("Fitted parameters (last epoch): %s", fitted)
 
-    if cfg.get("test"):
-        best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
-        # the test figures are shown once, in the closing summary, not in Lightning's table too
-        with failures_in("the test"):
-            trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best,
-                         weights_only=True, verbose=False)  # fmt: skip
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+        if cfg.get("test"):
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+            # the test figures are shown once, in the closing summary, not in Lightning's table too
+            with failures_in("the test"):
+                trainer.test(parts.module, datamodule=parts.datamodule, ckpt_path=best,
+                             weights_only=True, verbose=False)  # fmt: skip
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
-    final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
-    log_hparams(loggers, hparams_of(cfg), final, experiment=not in_multirun())
-    publish.finish(loggers)  # a W&B run ends with its job
-    if trainer.is_global_zero:
-        log.info("\n".join(summary_of_run(cfg, trainer, parts.module, final, seconds)))
-    return metrics
+        final = {k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))}
+        log_hparams(loggers, hparams_of(cfg), final, experiment=not in_multirun())
+        if trainer.is_global_zero:
+            log.info("\n".join(summary_of_run(cfg, trainer, parts.module, final, seconds)))
+        return metrics
+    finally:  # a W&B run ends with its job, failed or not: a sweep's next job starts its own
+        publish.finish(loggers)
 
 
 def summary_of_run(cfg, trainer, module, final: dict[str, float], seconds: float) -> list[str]:

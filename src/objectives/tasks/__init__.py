@@ -5,6 +5,7 @@ from objectives.tasks.classification import ClassificationModule
 from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.gan import GANModule
 from objectives.tasks.regression import RegressionModule
+from objectives.tasks.rl import ReinforcementModule
 from objectives.tasks.sequence import SequenceModule
 from objectives.tasks.vae import VAEModule
 
@@ -14,6 +15,7 @@ __all__ = [
     "GANModule",
     "ObjectiveModule",
     "RegressionModule",
+    "ReinforcementModule",
     "SequenceModule",
     "VAEModule",
 ]

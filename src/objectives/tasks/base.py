@@ -124,8 +124,9 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         """The torchmetrics that judge this task at `stage` (train, val or test)."""
         return MetricCollection({})
 
-    def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
-        """What the metrics' `update` receives."""
+    def metric_inputs(self, outputs: Mapping[str, Tensor]) -> tuple[Tensor, ...] | Mapping:
+        """What the metrics' `update` receives: positional, or keywords each metric picks
+        its own from (a mapping)."""
         return outputs["pred"], outputs["target"]
 
     def epoch_weight(self, batch: Any, outputs: Mapping[str, Tensor]) -> int | Tensor:
@@ -165,7 +166,11 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         self.recorder.record(self, value, stage, self.epoch_weight(batch, outputs), step=step)
         metrics = self.metrics[EPOCH_PREFIX[stage]]
         if metrics:
-            metrics.update(*self.metric_inputs(outputs))
+            inputs = self.metric_inputs(outputs)
+            if isinstance(inputs, Mapping):  # by name: each metric takes the outputs it reads
+                metrics.update(**inputs)
+            else:
+                metrics.update(*inputs)
         if stage == "train":
             self.step_value = value  # for callbacks that read the terms before backward
         return value.total

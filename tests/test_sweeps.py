@@ -193,6 +193,8 @@ def test_chart_metric_is_asked_for_else_the_agreed_primary_else_the_objective() 
         ("val/f1_macro", False),
         ("test/r2", False),
         ("test/auc", False),
+        ("test/episode_return", False),
+        ("train_epoch/return_last_20", False),
     ],
 )
 def test_direction_follows_the_metric_name(metric: str, lower: bool) -> None:

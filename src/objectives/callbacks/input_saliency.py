@@ -10,6 +10,8 @@ the end of a training epoch, where autograd is on (validation runs in inference 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -36,6 +38,8 @@ class InputSaliency(Callback):
         if not trainer.loggers:
             return
         batch = next(iter(trainer.datamodule.val_dataloader()))
+        if isinstance(batch, Mapping):  # named fields (task=rl's transitions): no one input
+            return
         # on the device and through the data's own batch hooks, as a validation step gets
         # it (file-backed data turns uint8 images into normalised floats there)
         inputs, *rest = module._apply_batch_transfer_handler(batch)

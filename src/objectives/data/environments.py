@@ -40,11 +40,16 @@ def make_env(env: str, max_episode_steps: int | None, env_kwargs: Mapping[str, A
     try:
         return library.make(env, max_episode_steps=max_episode_steps, **dict(env_kwargs))
     except library.error.Error as err:  # NameNotFound, VersionNotFound, DependencyNotInstalled
-        known = ", ".join(sorted(k for k in library.registry if "-v" in k and "/" not in k)[:8])
+        plain = sorted(  # the ones that need no extra package
+            k for k, spec in library.registry.items()
+            if "classic_control" in str(spec.entry_point) and "/" not in k
+        )  # fmt: skip
         raise ConfigError(
-            f"rl.env={env!r} cannot be made by gymnasium: {first_line(err)}; "
-            f"registered environments include {known}, ..."
+            f"rl.env={env!r} cannot be made by gymnasium: {first_line(err)}; environments "
+            f"that need no extra package: {', '.join(plain)}"
         ) from None
+    except ModuleNotFoundError as err:  # `module:Id` whose module is not importable
+        raise ConfigError(f"rl.env={env!r}: {first_line(err)}") from None
     except TypeError as err:  # a keyword the environment does not take
         raise ConfigError(f"rl.env_kwargs do not fit {env}: {first_line(err)}") from None
 

@@ -101,6 +101,7 @@ DATA_USES = {
     "digit_strings": ("sequence", ["crnn"]),
     "markov_text": ("sequence", ["gru_lm"]),
     "text_file": ("sequence", ["gru_lm"]),
+    "gym": ("rl", ["actor_critic"]),
 }
 # models made for a task on data listed above for another one (tests/test_vae.py builds it)
 OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
@@ -126,7 +127,9 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
     task, models = DATA_USES[option]
     task_loss = {"classification": ["loss=cross_entropy"], "gan": ["loss=gan_ns", "regularizer=[]"],
                  "vae": ["loss=[recon_gaussian,kl]", "regularizer=[]"],
-                 "sequence": ["loss=token_ce", "regularizer=[]"]}  # fmt: skip
+                 "sequence": ["loss=token_ce", "regularizer=[]"],
+                 "rl": ["loss=[ppo_clip,value,entropy]", "regularizer=[]",
+                        "rl.n_steps=8", "rl.batch_size=16"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
     if option == "mnist":  # a tiny MNIST-format folder, written here
         from tests.test_idx import arrays, write_folder
@@ -154,6 +157,13 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
     for model in models:
         parts = assemble(compose_cfg(f"data={option}", f"model={model}", *extra))
         parts.datamodule.setup("fit")
+        if task == "rl":  # the policy being trained collects the batches
+            parts.datamodule.attach(parts.module)
+            batch = next(iter(parts.datamodule.train_dataloader()))
+            logits, value = parts.module.model(batch["obs"])
+            assert logits.shape == (16, parts.datamodule.dims["num_actions"])
+            assert value.shape == (16,) and batch["actions"].shape == (16,)
+            continue
         batch = next(iter(parts.datamodule.train_dataloader()))
         batch = parts.datamodule.on_after_batch_transfer(batch, 0)  # file data: uint8 → float
         if task == "sequence":  # inputs, input lengths, targets, the window's token count

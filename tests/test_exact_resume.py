@@ -98,10 +98,12 @@ def test_every_preset_resumes_to_the_uninterrupted_weights_bit_for_bit(
 ) -> None:
     states = preset not in DRAWS_ONCE_A_PROCESS
     files = files_for(preset, tmp_path)
-    # a schedule as long as the run (cosine's T_max: ${trainer.max_epochs}) would be 2 epochs
-    # long in the stopped run: all three runs follow the 4-epoch one
+    # a schedule as long as the run (cosine's T_max, linear's total_iters:
+    # ${trainer.max_epochs}) would be 2 epochs long in the stopped run: all three runs follow
+    # the 4-epoch one
     scheduler = compose_cfg(f"experiment={preset}").get("scheduler") or {}
     horizon = ["scheduler.T_max=4"] if "T_max" in scheduler else []
+    horizon += ["scheduler.total_iters=4"] if "total_iters" in scheduler else []
     assert_resume_is_exact(
         compose_cfg, tmp_path, f"experiment={preset}", *files, *horizon, *SHORT, states=states
     )

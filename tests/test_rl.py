@@ -122,3 +122,20 @@ def test_a_bad_setting_is_one_line_naming_it(compose_cfg, overrides, names) -> N
     message = config_error_of(lambda: assemble(compose_cfg(*SHORT, *overrides)))
     for name in names:
         assert name in message, message
+
+
+def test_the_same_seed_builds_the_same_policy_whatever_the_thread_count(compose_cfg) -> None:
+    """Orthogonal initialisation is a QR decomposition, whose last bits depend on LAPACK's
+    threads: it runs on one, so a run's `torch_threads` (or the previous run's in the same
+    process) cannot change the network a seed builds."""
+    import lightning as L
+
+    threads, built = torch.get_num_threads(), []
+    try:
+        for count in (2, 1):
+            torch.set_num_threads(count)
+            L.seed_everything(3, verbose=False)
+            built.append(assemble(compose_cfg(*SHORT)).module.model.state_dict())
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(built[0][k], built[1][k]) for k in built[0])

@@ -54,6 +54,18 @@ def make_env(env: str, max_episode_steps: int | None, env_kwargs: Mapping[str, A
         raise ConfigError(f"rl.env_kwargs do not fit {env}: {first_line(err)}") from None
 
 
+def environment_modules(env: str) -> tuple[str, ...]:
+    """The modules that define `env`: the one a `module:Id` names, and its entry point's."""
+    library = _gymnasium()
+    modules = [env.split(":", 1)[0]] if ":" in env else []
+    spec = library.spec(env)
+    if isinstance(spec.entry_point, str):
+        modules.append(spec.entry_point.split(":", 1)[0])
+    elif spec.entry_point is not None:
+        modules.append(spec.entry_point.__module__)
+    return tuple(modules)
+
+
 class Spaces:
     """What the network is sized by (`dims`) and how observations and actions cross
     between numpy and torch."""

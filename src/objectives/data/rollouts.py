@@ -6,7 +6,9 @@ A training epoch of the trainer is `rollouts_per_epoch` rollouts; each rollout i
 (GAE, data/advantages.py) with the values of the policy that acted, then shuffled into
 minibatches of `batch_size` transitions, `update_epochs` times over. Validation and test
 play the deterministic policy (the most probable action, the Gaussian's mean) for
-`eval_episodes` whole episodes from fixed seeds, one batch an episode.
+`eval_episodes` whole episodes from fixed seeds, one batch an episode. Every checkpoint
+holds each process's environments (data/environment_state.py), so a resumed run steps on
+through the episodes the uninterrupted one would have.
 
 The policy is the task being trained (tasks/rl.py), found through the trainer: anything
 with `act(obs, deterministic)` → (actions, log-probabilities, values) and `value(obs)`.
@@ -23,12 +25,13 @@ from typing import Any, Protocol
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
 
 from objectives import checks
 from objectives.data.advantages import advantages_and_returns
-from objectives.data.environments import Spaces, make_env, vector_env
+from objectives.data.environment_state import pack, unpack
+from objectives.data.environments import Spaces, environment_modules, make_env, vector_env
 from objectives.errors import ConfigError
 
 # how far apart the environments' seeds are for validation, test and each process
@@ -57,6 +60,25 @@ class Collector:
         n = envs.num_envs
         self.episode_return, self.episode_length = np.zeros(n), np.zeros(n, dtype=np.int64)
         self.recent: deque[float] = deque(maxlen=window)
+        self.steps = 0  # environment steps taken by this process
+
+    def state(self) -> bytes:
+        """The environments, their last observations and the episodes under way."""
+        recent = (list(self.recent), self.recent.maxlen)
+        return pack((list(self.envs.envs), self.obs, self.episode_return, self.episode_length,
+                     recent, self.steps))  # fmt: skip
+
+    def load_state(self, data: bytes, modules: tuple[str, ...]) -> None:
+        envs, self.obs, self.episode_return, self.episode_length, recent, self.steps = unpack(
+            data, modules
+        )
+        if len(envs) != self.envs.num_envs:
+            raise ConfigError(
+                f"the checkpoint holds {len(envs)} environments a process, this run steps "
+                f"{self.envs.num_envs}; resume with the rl.n_envs it was written with"
+            )
+        self.envs.envs = envs
+        self.recent = deque(recent[0], maxlen=recent[1])
 
     def collect(self, policy: Policy, n_steps: int, gamma: float, lam: float) -> dict[str, Any]:
         """One rollout: the transitions (flattened, T·N rows) with advantages and returns,
@@ -94,6 +116,7 @@ class Collector:
             self.episode_return[term | trunc] = 0.0
             self.episode_length[term | trunc] = 0
             self.obs = next_obs
+        self.steps += n_steps * self.envs.num_envs
         values = _stack(rows["value"])
         last = policy.value(self.spaces.observations(self.obs, device))
         truncated = _stack(ended) & ~_stack(terminated)
@@ -139,7 +162,7 @@ def minibatches(
             yield batch
 
 
-class RolloutStream(IterableDataset):
+class RolloutStream:
     """A training epoch: `rollouts` fresh rollouts, each served as minibatches."""
 
     def __init__(self, datamodule: RolloutDataModule) -> None:
@@ -151,18 +174,16 @@ class RolloutStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         data = self.datamodule
         policy = data.policy()
-        epoch = data.trainer.current_epoch if data.trainer is not None else 0
         world = data.trainer.world_size if data.trainer is not None else 1
-        for r in range(data.rollouts_per_epoch):
+        for _ in range(data.rollouts_per_epoch):
             rollout = data.collector.collect(policy, data.n_steps, data.gamma, data.gae_lambda)
             recent = data.collector.recent
             rollout["recent_return"] = sum(recent) / len(recent) if recent else math.nan
-            done = epoch * data.rollouts_per_epoch + r + 1  # from the epoch: right on resume
-            rollout["env_steps"] = float(done * data.rollout_size * world)
+            rollout["env_steps"] = float(data.collector.steps * world)  # every process's
             yield from minibatches(rollout, data.batch_size, data.update_epochs)
 
 
-class EvaluationEpisodes(IterableDataset):
+class EvaluationEpisodes:
     """`n` whole episodes of the deterministic policy from seeds seed, seed+1, ...: one
     batch an episode, with its GAE advantages and returns (the value's targets)."""
 
@@ -326,6 +347,33 @@ class RolloutDataModule(L.LightningDataModule):
             seed = self._base_seed() + self._rank() * self.n_envs
             self.collector = Collector(envs, self.spaces, seed, self.return_window)
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every process's collector (Lightning writes the file from the first only): a
+        resumed run steps on from where each left off (data/environment_state.py)."""
+        if self.collector is None:
+            return {}
+        mine = self.collector.state()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            every: list[Any] = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(every, mine)
+            return {"collectors": every}
+        return {"collectors": [mine]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        collectors = state_dict.get("collectors")
+        if not collectors:
+            return
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if len(collectors) != world:
+            rank_zero_warn(
+                f"the checkpoint holds the environments of {len(collectors)} processes, this "
+                f"run has {world}: they start new episodes"
+            )
+            return
+        if self.collector is None:
+            self.setup("fit")
+        self.collector.load_state(collectors[self._rank()], environment_modules(self.env))
+
     def evaluation_envs(self) -> Any:
         if self._evaluation_envs is None:
             self._evaluation_envs = vector_env(
@@ -333,20 +381,19 @@ class RolloutDataModule(L.LightningDataModule):
             )
         return self._evaluation_envs
 
-    def _loader(self, dataset: IterableDataset) -> DataLoader:
-        # in this process: the policy acts here, and each batch is made on its device
-        return DataLoader(dataset, batch_size=None, num_workers=0)
-
-    def train_dataloader(self) -> DataLoader:
+    # Plain iterables, not DataLoaders: the batches are made in this process, where the
+    # policy acts, on its device; and a DataLoader's iterator draws a seed from torch's
+    # generator each epoch, which a resumed run would draw before its states are restored.
+    def train_dataloader(self) -> RolloutStream:
         if self.collector is None:
             self.setup("fit")
-        return self._loader(RolloutStream(self))
+        return RolloutStream(self)
 
     def _evaluation_seed(self, stage: int) -> int:
         return self.eval_seed + stage * SEED_STRIDE + self._rank() * self.eval_episodes
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(EvaluationEpisodes(self, self._evaluation_seed(1)))
+    def val_dataloader(self) -> EvaluationEpisodes:
+        return EvaluationEpisodes(self, self._evaluation_seed(1))
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(EvaluationEpisodes(self, self._evaluation_seed(2)))
+    def test_dataloader(self) -> EvaluationEpisodes:
+        return EvaluationEpisodes(self, self._evaluation_seed(2))

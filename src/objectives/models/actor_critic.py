@@ -35,7 +35,15 @@ def _trunk(sizes: Sequence[int], activation: str) -> nn.Sequential:
 
 
 def _initialise(layer: nn.Linear, gain: float) -> None:
-    nn.init.orthogonal_(layer.weight, gain)
+    """Orthogonal weights from a QR decomposition, computed on one thread: LAPACK's result
+    differs in the last bits with the thread count, and the same seed must give the same
+    network whatever `torch_threads` a run (or the one before it in a process) set."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        nn.init.orthogonal_(layer.weight, gain)
+    finally:
+        torch.set_num_threads(threads)
     nn.init.zeros_(layer.bias)
 
 

@@ -37,8 +37,6 @@ IRRELEVANT_WARNINGS = (
     r"`training_step` returned `None`",
     # a resumed run continues in its own run folder, checkpoints and all (resume.py)
     r"Checkpoint directory .* exists and is not empty",
-    # task=rl's rollouts are made in the main process (num_workers=0): the length is exact
-    r"Your `IterableDataset` has `__len__` defined",
 )
 
 

@@ -4,6 +4,7 @@ from objectives.tasks.base import ObjectiveModule
 from objectives.tasks.classification import ClassificationModule
 from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.gan import GANModule
+from objectives.tasks.policy_value import PolicyValueModule
 from objectives.tasks.regression import RegressionModule
 from objectives.tasks.rl import ReinforcementModule
 from objectives.tasks.sequence import SequenceModule
@@ -14,6 +15,7 @@ __all__ = [
     "ContrastiveModule",
     "GANModule",
     "ObjectiveModule",
+    "PolicyValueModule",
     "RegressionModule",
     "ReinforcementModule",
     "SequenceModule",

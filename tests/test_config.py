@@ -102,6 +102,7 @@ DATA_USES = {
     "markov_text": ("sequence", ["gru_lm"]),
     "text_file": ("sequence", ["gru_lm"]),
     "gym": ("rl", ["actor_critic"]),
+    "tictactoe": ("policy_value", ["actor_critic"]),
 }
 # models made for a task on data listed above for another one (tests/test_vae.py builds it)
 OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
@@ -128,6 +129,7 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
     task_loss = {"classification": ["loss=cross_entropy"], "gan": ["loss=gan_ns", "regularizer=[]"],
                  "vae": ["loss=[recon_gaussian,kl]", "regularizer=[]"],
                  "sequence": ["loss=token_ce", "regularizer=[]"],
+                 "policy_value": ["loss=[policy_ce,value]", "regularizer=[]"],
                  "rl": ["loss=[ppo_clip,value,entropy]", "regularizer=[]",
                         "rl.n_steps=8", "rl.batch_size=16"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
@@ -165,6 +167,10 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
             assert value.shape == (16,) and batch["actions"].shape == (16,)
             continue
         batch = next(iter(parts.datamodule.train_dataloader()))
+        if task == "policy_value":  # a position: the mover's view, 9 moves and a value
+            logits, value = parts.module.model(batch[0])
+            assert logits.shape == (len(batch[0]), 9) and value.shape == (len(batch[0]),)
+            continue
         batch = parts.datamodule.on_after_batch_transfer(batch, 0)  # file data: uint8 → float
         if task == "sequence":  # inputs, input lengths, targets, the window's token count
             logits, steps = parts.module.model(*batch[:2])

@@ -153,22 +153,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     runs = {"ours": ours, "plain": plain_ppo}
-    results: dict[str, list[tuple[int | None, float]]] = {k: [] for k in runs}
+    results: dict[str, list[tuple[int | None, float | None, float]]] = {k: [] for k in runs}
     for seed in args.seeds:
         for name, run in runs.items():
             if args.only in (None, name):
-                steps, seconds = run(seed)
-                results[name].append((steps, seconds))
-                shown = f"{steps:,}" if steps is not None else "not reached"
-                print(
-                    f"seed {seed}  {name:5}  475 at {shown:>11} steps  {seconds:6.1f} s", flush=True
-                )
+                steps, after, seconds = run(seed)
+                results[name].append((steps, after, seconds))
+                shown = f"{steps:,} steps, {after:.1f} s" if steps is not None else "not reached"
+                print(f"seed {seed}  {name:5}  475 at {shown:>24}   100k steps {seconds:6.1f} s",
+                      flush=True)  # fmt: skip
     for name, rows in results.items():
         if rows:
-            seconds = statistics.median(s for _, s in rows)
-            reached = [s for s, _ in rows if s is not None]
-            print(f"{name}: reached {len(reached)}/{len(rows)}, steps {reached}, "
-                  f"median {seconds:.1f} s")  # fmt: skip
+            reached = [s for s, _, _ in rows if s is not None]
+            after = [a for _, a, _ in rows if a is not None]
+            median_after = statistics.median(after) if after else math.nan
+            print(f"{name}: reached {len(reached)}/{len(rows)} at steps {reached}; median "
+                  f"{median_after:.1f} s to 475, "
+                  f"{statistics.median(s for _, _, s in rows):.1f} s for 100k")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -57,9 +57,15 @@ def options_that_fit(group: str, produces: Sequence[str], players: Sequence[str]
     return fitting
 
 
+# sizes of which a network needs one or the other: a policy acts in a discrete action space
+# (`num_actions`) or a continuous one (`action_dim`)
+EITHER_SIZE = {"num_actions": "action_dim", "action_dim": "num_actions"}
+
+
 def options_sized_by(group: str, dims: Sequence[str]) -> list[str]:
     """Options of a sized group (`model`, `task`) whose data-dependent sizes (the keys its
-    file leaves `null`) are all among the `dims` a data set provides."""
+    file leaves `null`) are all among the `dims` a data set provides (of two alternatives,
+    `EITHER_SIZE`, one)."""
     fitting = []
     for name in group_options(group):
         conf = OmegaConf.load(config_dir() / group / f"{name}.yaml")
@@ -68,7 +74,7 @@ def options_sized_by(group: str, dims: Sequence[str]) -> list[str]:
         sizes = [
             k for k, v in conf.items_ex(resolve=False) if v is None and not str(k).startswith("_")
         ]
-        if all(key in dims for key in sizes):
+        if all(key in dims or EITHER_SIZE.get(key) in dims for key in sizes):
             fitting.append(name)
     return fitting
 

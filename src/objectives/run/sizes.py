@@ -23,7 +23,7 @@ from objectives.errors import ConfigError
 from objectives.models.gan import GANNetworks
 from objectives.models.vae import VAENetwork
 from objectives.refusals import first_line
-from objectives.run.config import config_dir, options_sized_by
+from objectives.run.config import EITHER_SIZE, config_dir, options_sized_by
 
 T = TypeVar("T")
 
@@ -53,7 +53,10 @@ def call_with_dims(
                 f"remove {group}.{key} (it is read from the data)"
             )
     # a size left null that the data does not give (other null settings are the factory's)
-    missing = [k for k, v in given.items() if v is None and k not in fill and k in DIM_KEYS]
+    missing = [
+        k for k, v in given.items()
+        if v is None and k not in fill and k in DIM_KEYS and EITHER_SIZE.get(k) not in fill
+    ]  # fmt: skip
     if missing:
         fitting = options_sized_by(group, list(dims))
         choose = f": {group}={'|'.join(fitting)}" if fitting else ""

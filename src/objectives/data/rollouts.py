@@ -50,6 +50,17 @@ def _stack(rows: list[Tensor]) -> Tensor:
     return torch.stack(rows)
 
 
+def truncation_values(policy: Policy, spaces: Spaces, truncated: np.ndarray, info: dict) -> Tensor:
+    """V(final observation) where a time limit cut an episode this step, 0 elsewhere: the
+    value of where it stopped stands in for the rewards it would have gone on to collect."""
+    values = torch.zeros(len(truncated), device=policy.device)
+    if truncated.any():
+        final = np.stack([info["final_obs"][i] for i in np.flatnonzero(truncated)])
+        where = torch.as_tensor(truncated, device=policy.device)
+        values[where] = policy.value(spaces.observations(final, policy.device))
+    return values
+
+
 class Collector:
     """Steps `envs` with a policy; keeps each environment's episode running between
     rollouts and the last `window` finished episodes' returns."""
@@ -96,14 +107,7 @@ class Collector:
             next_obs, reward, term, trunc, info = step
             for key, tensor in zip(rows, (obs, actions, log_prob, value), strict=True):
                 rows[key].append(tensor)
-            # a time limit cut the episode: its last state's value stands in for the rest
-            cut = torch.zeros(len(term), device=device)
-            if trunc.any():
-                final = np.stack([info["final_obs"][i] for i in np.flatnonzero(trunc)])
-                cut[torch.as_tensor(trunc, device=device)] = policy.value(
-                    self.spaces.observations(final, device)
-                )
-            bootstrap.append(cut)
+            bootstrap.append(truncation_values(policy, self.spaces, trunc, info))
             rewards.append(torch.as_tensor(reward, dtype=torch.float32, device=device))
             terminated.append(torch.as_tensor(term, device=device))
             ended.append(torch.as_tensor(term | trunc, device=device))
@@ -205,12 +209,7 @@ class EvaluationEpisodes:
             x = spaces.observations(obs, device)
             actions, log_prob, value = policy.act(x, deterministic=True)
             obs, reward, term, trunc, info = envs.step(spaces.env_actions(actions))
-            final = torch.zeros(n, device=device)
-            if trunc.any():
-                last = np.stack([info["final_obs"][i] for i in np.flatnonzero(trunc)])
-                final[torch.as_tensor(trunc, device=device)] = policy.value(
-                    spaces.observations(last, device)
-                )
+            final = truncation_values(policy, spaces, trunc, info)
             steps.append(
                 {"obs": x, "actions": actions, "log_prob": log_prob, "value": value,
                  "reward": reward.astype(np.float32), "term": term, "trunc": trunc,

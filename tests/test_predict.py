@@ -410,3 +410,31 @@ def test_help_lists_the_keys() -> None:
     assert done.status == 0
     assert "predict.py: run a checkpoint's model on new inputs" in done.output
     assert all(key in done.output for key in ("ckpt_path", "input", "prompt", "batch_size"))
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
+def test_a_policy_writes_its_deterministic_action_and_value(tmp_path: Path, env: str) -> None:
+    """Observations in a CSV (x0, x1, ...): the greedy action (discrete: every action's
+    probability and the most probable, as `class`) and V(s), as the network gives them."""
+    logs = tmp_path / "logs"
+    ckpt = train(logs, "experiment=cartpole_ppo", f"rl.env={env}", "rl.n_envs=2",
+                 "rl.n_steps=16", "rl.batch_size=16", "rl.rollouts_per_epoch=1",
+                 "rl.update_epochs=1", "rl.eval_episodes=1", "rl.max_episode_steps=20",
+                 "trainer.max_epochs=1")  # fmt: skip
+    module = restore(str(ckpt)).module
+    width = module.model.policy_trunk[1].in_features
+    observations = np.random.default_rng(0).normal(size=(5, width)).astype(np.float32)
+    path = write_csv(tmp_path / "obs.csv", [f"x{i}" for i in range(width)], observations)
+    rows = predict(logs, ckpt, f"input={path}")
+    with torch.no_grad():
+        params, value = module.model(torch.from_numpy(observations))
+    np.testing.assert_allclose([float(r["value"]) for r in rows], value.numpy(), rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+    if env == "CartPole-v1":
+        probs = params.softmax(-1).numpy()
+        assert [int(r["class_id"]) for r in rows] == probs.argmax(-1).tolist()
+        np.testing.assert_allclose([[float(r["p_0"]), float(r["p_1"])] for r in rows], probs,
+                                   rtol=1e-5, atol=1e-7)  # fmt: skip
+    else:  # the Gaussian's mean, one column an action dimension
+        np.testing.assert_allclose([float(r["action0"]) for r in rows], params[:, 0].numpy(),
+                                   rtol=1e-5, atol=1e-6)  # fmt: skip

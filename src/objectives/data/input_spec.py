@@ -27,6 +27,7 @@ from torch import Tensor
 
 from objectives.data.files import FileDataModule
 from objectives.data.in_memory import InMemoryDataModule
+from objectives.data.rollouts import RolloutDataModule
 from objectives.data.sequence_data import SequenceDataModule
 
 PIXEL_SCALE = 255  # an 8-bit image file's values 0..255 are 0..1 to every image data set here
@@ -41,6 +42,11 @@ def describe_inputs(datamodule: Any) -> dict[str, Any]:
         return _sequences(datamodule, name)
     if isinstance(datamodule, InMemoryDataModule):
         return _in_memory(datamodule, name)
+    if isinstance(datamodule, RolloutDataModule) and not datamodule.spaces.one_hot:
+        # an environment's vector observations, one CSV row an observation
+        size = datamodule.spaces.obs_size
+        return {"kind": "table", "name": name, "shape": [size], "env": datamodule.env,
+                "names": _numbered("x", size)}  # fmt: skip
     return {"kind": "unknown", "name": name}
 
 

@@ -81,6 +81,14 @@ class ReinforcementModule(ObjectiveModule):
     def value(self, obs: Tensor) -> Tensor:
         return self.model(obs)[1]
 
+    def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
+        """For observations: the deterministic policy's action (discrete: every action's
+        probability, the most probable one named `class`), and the value V(s)."""
+        params, value = self.model(batch[0])
+        if self.model.discrete:
+            return {"probs": params.float().softmax(-1), "value": value}
+        return {"action": self.model.greedy(params), "value": value}
+
     # -- learning ------------------------------------------------------------------------------
     def step_outputs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         params, value = self.model(batch["obs"])

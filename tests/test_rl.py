@@ -152,3 +152,21 @@ def test_cartpole_ppo_reaches_475_within_100k_steps(compose_cfg, tmp_path) -> No
     assert steps[-1] == 99_840
     reached = [s for s, r in zip(steps, recent, strict=True) if r >= 475]
     assert reached and reached[0] <= 100_000, list(zip(steps, recent, strict=True))
+
+
+@pytest.mark.parametrize(
+    "weighting",
+    [["weighting=uncertainty"], ["weighting=pcgrad"],
+     ["weighting=grad_ratio", "weighting.term=value", "weighting.reference=ppo_clip"],
+     ["loss.entropy.weight={schedule:linear,start:0.01,end:0.0,steps:8}"]],
+    ids=["uncertainty", "pcgrad", "grad_ratio", "schedule"],
+)  # fmt: skip
+def test_weighting_policies_and_schedules_apply_unchanged(compose_cfg, tmp_path, weighting):
+    """The terms' weights each step come from the policy or schedule, logged per term."""
+    train(compose_cfg(*SHORT, "trainer.max_epochs=1", "test=false", *weighting))
+    scalars = read_scalars(tmp_path / "tensorboard")
+    weights = {name: [v for _, v in scalars[f"train/weight/{name}"]] for name in TERMS}
+    assert all(len(w) > 0 for w in weights.values())
+    if weighting[0].startswith("loss.entropy"):  # 0.01 falling linearly to 0 over 8 steps
+        assert weights["entropy"][0] == pytest.approx(0.01)
+        assert weights["entropy"][-1] < 0.01

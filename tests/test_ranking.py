@@ -239,7 +239,7 @@ def test_synthetic_queries() -> None:
     assert set(grades.unique().tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
     assert 0.35 < float((grades == 0).float().mean()) < 0.65
     module = RankingDataModule(lambda: lists, batch_size=4, on_device=False)
-    assert module.dims == {"in_features": 5, "out_features": 1}
+    assert module.dims == {"in_features": 5, "out_features": 1, "list_size": 12}
     queries = torch.cat([module.split(s)[3] for s in ("train", "val", "test")])
     assert sorted(queries.tolist()) == list(range(50))  # every query in one split, whole
 
@@ -296,6 +296,13 @@ def test_letor_missing_file_through_config(compose_cfg, tmp_path: Path) -> None:
                       "model=mlp", "loss=listnet", "regularizer=[]")  # fmt: skip
     message = config_error_of(lambda: train(cfg))
     assert "none.txt: no such file" in message
+
+
+def test_ranking_refuses_data_without_query_groups(compose_cfg) -> None:
+    cfg = compose_cfg(
+        "task=ranking", "data=synthetic", "model=mlp", "loss=listnet", "regularizer=[]"
+    )
+    assert "choose data=synthetic_ranking or data=letor" in config_error_of(lambda: train(cfg))
 
 
 def test_letor_without_a_path(compose_cfg) -> None:

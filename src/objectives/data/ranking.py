@@ -201,9 +201,10 @@ def letor_file(path: str | Path, max_list_size: int | None = None) -> QueryLists
 # -- the data module --------------------------------------------------------------------------
 class RankingDataModule(InMemoryDataModule):
     """Train/val/test splits of a ranking `source()` by query, sliced a batch of queries
-    at a time. `dims`: `in_features` (an item's features) and `out_features` = 1 (a score
-    an item), so `model=mlp` scores every item alone. `batch_size` counts queries.
-    With `standardize_inputs`, features are scaled by the training split's real items."""
+    at a time. `dims`: `in_features` (an item's features), `out_features` = 1 (a score
+    an item), so `model=mlp` scores every item alone, and `list_size` (the padded length).
+    `batch_size` counts queries. With `standardize_inputs`, features are scaled by the
+    training split's real items."""
 
     def __init__(self, source: Callable[..., QueryLists], name: str = "ranking", **kwargs):
         kwargs.setdefault("stratify", False)
@@ -265,7 +266,12 @@ class RankingDataModule(InMemoryDataModule):
     @property
     def dims(self) -> dict[str, int]:
         features = self._load()["train"][0]
-        return {"in_features": int(features.shape[-1]), "out_features": 1}
+        # list_size: the padded length, and the mark of query-group data (task=ranking)
+        return {
+            "in_features": int(features.shape[-1]),
+            "out_features": 1,
+            "list_size": int(features.shape[1]),
+        }
 
     def true_scores(self, split: str) -> Tensor | None:
         """The synthetic data's noiseless scores of `split`'s queries (None for a file)."""

@@ -43,6 +43,16 @@ class RankingModule(ObjectiveModule):
         self.mrr_at = None if mrr_at is None else checks.positive_int(mrr_at, "task.mrr_at")
         super().__init__(model, *args, **kwargs)
 
+    @classmethod
+    def network_dims(cls, dims: Mapping[str, int], task_cfg: Mapping[str, Any]) -> dict[str, int]:
+        """Query-group data only (it alone has a `list_size`); the network scores one item."""
+        if "list_size" not in dims:
+            raise ConfigError(
+                "task ranking reads query groups of items; choose data=synthetic_ranking or "
+                "data=letor data.path=<your LETOR file>"
+            )
+        return {k: v for k, v in dims.items() if k != "list_size"}
+
     def score(self, features: Tensor) -> Tensor:
         """(Q, L, F) → (Q, L): the network on each item alone."""
         queries, items, width = features.shape

@@ -103,6 +103,8 @@ DATA_USES = {
     "text_file": ("sequence", ["gru_lm"]),
     "gym": ("rl", ["actor_critic"]),
     "tictactoe": ("policy_value", ["actor_critic"]),
+    "synthetic_ranking": ("ranking", ["mlp"]),
+    "letor": ("ranking", ["mlp"]),
 }
 # models made for a task on data listed above for another one (tests/test_vae.py builds it)
 OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
@@ -130,6 +132,7 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
                  "vae": ["loss=[recon_gaussian,kl]", "regularizer=[]"],
                  "sequence": ["loss=token_ce", "regularizer=[]"],
                  "policy_value": ["loss=[policy_ce,value]", "regularizer=[]"],
+                 "ranking": ["loss=lambdaloss", "regularizer=[]"],
                  "rl": ["loss=[ppo_clip,value,entropy]", "regularizer=[]",
                         "rl.n_steps=8", "rl.batch_size=16"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
@@ -153,6 +156,10 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
         from tests.test_bad_data import regression_csv
 
         extra += [f"data.path={regression_csv(tmp_path / 'data.csv')}", "data.target=y"]
+    if option == "letor":  # a small LETOR/SVMlight file: 10 queries of 2 items
+        lines = [f"{r} qid:{q} 1:0.{q} 2:0.{r}\n" for q in range(1, 11) for r in (1, 0)]
+        (tmp_path / "train.txt").write_text("".join(lines))
+        extra += [f"data.path={tmp_path / 'train.txt'}", "data.batch_size=2"]
     if option == "text_file":  # a small text file, written here
         (tmp_path / "book.txt").write_text("a small book of sequences\n" * 40)
         extra += [f"data.source.path={tmp_path / 'book.txt'}", "data.source.length=16"]
@@ -167,6 +174,10 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
             assert value.shape == (16,) and batch["actions"].shape == (16,)
             continue
         batch = next(iter(parts.datamodule.train_dataloader()))
+        if task == "ranking":  # query lists: every item scored on its own
+            x, relevance, mask, query = batch
+            assert parts.module.score(x).shape == relevance.shape
+            continue
         if task == "policy_value":  # a position: the mover's view, 9 moves and a value
             logits, value = parts.module.model(batch[0])
             assert logits.shape == (len(batch[0]), 9) and value.shape == (len(batch[0]),)

@@ -195,6 +195,8 @@ def test_chart_metric_is_asked_for_else_the_agreed_primary_else_the_objective() 
         ("test/auc", False),
         ("test/episode_return", False),
         ("train_epoch/return_last_20", False),
+        ("test/ndcg_10", False),
+        ("val/mrr", False),
     ],
 )
 def test_direction_follows_the_metric_name(metric: str, lower: bool) -> None:

@@ -5,6 +5,7 @@ from objectives.tasks.classification import ClassificationModule
 from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.gan import GANModule
 from objectives.tasks.policy_value import PolicyValueModule
+from objectives.tasks.ranking import RankingModule
 from objectives.tasks.regression import RegressionModule
 from objectives.tasks.rl import ReinforcementModule
 from objectives.tasks.sequence import SequenceModule
@@ -16,6 +17,7 @@ __all__ = [
     "GANModule",
     "ObjectiveModule",
     "PolicyValueModule",
+    "RankingModule",
     "RegressionModule",
     "ReinforcementModule",
     "SequenceModule",

@@ -235,3 +235,18 @@ def test_synthetic_bpr_auc_is_within_002_of_the_true_scores(compose_cfg, tmp_pat
     assert 0.85 < true_auc < 0.99  # the true scores do not rank perfectly: the noise
     assert abs(result["test/auc"] - true_auc) <= 0.02, (result["test/auc"], true_auc)
     assert 0 < result["test/ndcg@10"] <= 1 and 0 < result["test/recall@10"] <= 1
+
+
+@pytest.mark.parametrize("feedback", ["explicit", "implicit"])
+def test_a_movielens_file_trains_in_either_feedback(compose_cfg, tmp_path: Path, feedback: str):
+    rows = [(u * 3 + 1, i * 5 + 2, float(1 + (u + i) % 5), 0) for u in range(40) for i in range(25)
+            if (u * 7 + i * 3) % 4 == 0]  # fmt: skip
+    path = write(tmp_path / "u.data", "tab", rows)
+    loss = "[mse,embedding_l2]" if feedback == "explicit" else "[bpr,embedding_l2]"
+    recipe = ["task=recommendation", "model=matrix_factorization", "data=movielens",
+              "regularizer=[]", "data.batch_size=64", "torch_threads=1"]  # fmt: skip
+    data = [f"data.path={path}", f"data.feedback={feedback}", f"loss={loss}"]
+    cfg = compose_cfg(*recipe, *data, *QUIET)
+    result = train(cfg)
+    metric = "test/rmse" if feedback == "explicit" else "test/auc"
+    assert math.isfinite(result[metric]) and math.isfinite(result["test/term/embedding_l2"])

@@ -206,6 +206,9 @@ def test_a_loss_of_the_other_feedback_or_a_model_without_ids_is_one_line(compose
     assert "loss 'bpr' reads pos_score, neg_score" in text and "data.feedback" in text
     text = config_error_of(lambda: assemble(compose_cfg("experiment=synthetic_mf", "model=mlp")))
     assert "model=matrix_factorization" in text
+    regression = compose_cfg("data=synthetic_ratings", "model=matrix_factorization", *QUIET)
+    text = config_error_of(lambda: train(regression))
+    assert "user-item ratings, for task=recommendation" in text and "not task=regression" in text
 
 
 # -- end to end --------------------------------------------------------------------------------

@@ -105,6 +105,8 @@ DATA_USES = {
     "tictactoe": ("policy_value", ["actor_critic"]),
     "synthetic_ranking": ("ranking", ["mlp"]),
     "letor": ("ranking", ["mlp"]),
+    "synthetic_ratings": ("recommendation", ["matrix_factorization"]),
+    "movielens": ("recommendation", ["matrix_factorization"]),
 }
 # models made for a task on data listed above for another one (tests/test_vae.py builds it)
 OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
@@ -133,6 +135,7 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
                  "sequence": ["loss=token_ce", "regularizer=[]"],
                  "policy_value": ["loss=[policy_ce,value]", "regularizer=[]"],
                  "ranking": ["loss=lambdaloss", "regularizer=[]"],
+                 "recommendation": ["loss=[mse,embedding_l2]", "regularizer=[]"],
                  "rl": ["loss=[ppo_clip,value,entropy]", "regularizer=[]",
                         "rl.n_steps=8", "rl.batch_size=16"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
@@ -160,6 +163,10 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
         lines = [f"{r} qid:{q} 1:0.{q} 2:0.{r}\n" for q in range(1, 11) for r in (1, 0)]
         (tmp_path / "train.txt").write_text("".join(lines))
         extra += [f"data.path={tmp_path / 'train.txt'}", "data.batch_size=2"]
+    if option == "movielens":  # a small u.data file, written here
+        rows = "".join(f"{u}\t{i}\t{1 + (u + i) % 5}\t0\n" for u in range(20) for i in range(10))
+        (tmp_path / "u.data").write_text(rows)
+        extra += [f"data.path={tmp_path / 'u.data'}", "data.batch_size=16"]
     if option == "text_file":  # a small text file, written here
         (tmp_path / "book.txt").write_text("a small book of sequences\n" * 40)
         extra += [f"data.source.path={tmp_path / 'book.txt'}", "data.source.length=16"]
@@ -174,8 +181,12 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
             assert value.shape == (16,) and batch["actions"].shape == (16,)
             continue
         batch = next(iter(parts.datamodule.train_dataloader()))
+        if task == "recommendation":  # dicts of user and item ids with their ratings
+            out = parts.module.model(batch["users"], batch["items"])
+            assert out.shape == batch["ratings"].shape
+            continue
         if task == "ranking":  # query lists: every item scored on its own
-            x, relevance, mask, query = batch
+            x, relevance, _mask, _query = batch
             assert parts.module.score(x).shape == relevance.shape
             continue
         if task == "policy_value":  # a position: the mover's view, 9 moves and a value

@@ -30,7 +30,7 @@ T = TypeVar("T")
 # every size a data module's `dims` can hold (`num_tokens`: the classes a step of sequence
 # data, its tokens and the reserved 0, so image classifiers and sequence models never mix)
 DIM_KEYS = ("in_features", "out_features", "in_channels", "height", "width", "num_classes",
-            "num_tokens", "num_actions", "action_dim")  # fmt: skip
+            "num_tokens", "num_actions", "action_dim", "num_users", "num_items")  # fmt: skip
 
 
 def call_with_dims(

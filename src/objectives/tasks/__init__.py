@@ -6,6 +6,7 @@ from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.gan import GANModule
 from objectives.tasks.policy_value import PolicyValueModule
 from objectives.tasks.ranking import RankingModule
+from objectives.tasks.recommendation import RecommendationModule
 from objectives.tasks.regression import RegressionModule
 from objectives.tasks.rl import ReinforcementModule
 from objectives.tasks.sequence import SequenceModule
@@ -18,6 +19,7 @@ __all__ = [
     "ObjectiveModule",
     "PolicyValueModule",
     "RankingModule",
+    "RecommendationModule",
     "RegressionModule",
     "ReinforcementModule",
     "SequenceModule",

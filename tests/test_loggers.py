@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,22 @@ def test_mlflow_gets_every_series_the_formula_and_the_figures(tmp_path: Path) ->
     assert mlrun.data.params["loss"] == "mse"  # the hyper-parameters
 
 
+def complete_wandb_records(path: Path, seconds: float = 120.0) -> list:
+    """The run file's records once W&B's service has written its `exit` record: `finish()`
+    returns before that process has flushed the file, and on a loaded machine the last
+    records (seen: two of three learning rates) came a moment later."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            records = list(wandb_records(path))
+        except Exception:  # a record half-written as it was read: read it again
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records):
+            return records
+        assert time.monotonic() < deadline, f"{path} has no exit record after {seconds} s"
+        time.sleep(0.5)
+
+
 def wandb_records(path: Path):
     """The protobuf records of a W&B run file: a LevelDB-style log of 32 KiB blocks after
     a 7-byte header, each record a CRC, a length, a type (full, first, middle, last)."""
@@ -94,9 +111,10 @@ def wandb_records(path: Path):
 def test_wandb_offline_gets_every_series_the_formula_and_the_figures(tmp_path: Path) -> None:
     run = trained(tmp_path / "logs", "wandb")
     (file,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    records = complete_wandb_records(file)
     series: dict[str, list[tuple[int, float]]] = {}
     media: dict[str, str] = {}
-    for record in wandb_records(file):
+    for record in records:
         if record.WhichOneof("record_type") != "history":
             continue
         items = {"/".join(i.nested_key) or i.key: json.loads(i.value_json)

@@ -215,7 +215,7 @@ def test_help_and_config_printing_never_import_torch_or_lightning(args: list[str
     imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if "|" in line}
     assert not {"torch", "lightning", "torchmetrics", "tensorboard"} & imported
     if args == ["--help"]:
-        assert re.search(r"loss\s+bce, cross_entropy, .*focal, gan_hinge", run.stdout)
+        assert re.search(r"loss\s+bce, bpr, cross_entropy, .*focal, gan_hinge", run.stdout)
     else:
         assert "loss:" in run.stdout and "mse:" in run.stdout
 

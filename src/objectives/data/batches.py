@@ -98,11 +98,16 @@ class InMemoryBatches(PassPosition):
     def __len__(self) -> int:
         return len(self._batch_bounds())
 
+    def epoch_tensors(self, epoch: int) -> tuple[Tensor, ...]:
+        """The columns epoch `epoch` slices: the data's own (a subclass may add columns
+        drawn for the epoch, such as sampled negatives)."""
+        return self.tensors
+
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         # a generator: this runs at the first batch, once a resumed trainer knows its epoch
         epoch = self.epoch()
         skip = self.start_pass(epoch)
-        tensors = self.tensors
+        tensors = self.epoch_tensors(epoch)
         if self.shuffle:
             order = epoch_order(self.num_rows, self.seed, epoch).to(tensors[0].device)
             tensors = tuple(t.index_select(0, order) for t in tensors)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from objectives import checks
-from objectives.data.batches import InMemoryBatches, epoch_order
+from objectives.data.batches import InMemoryBatches
 from objectives.data.checks import check_batches
 from objectives.data.splits import split_indices
 from objectives.errors import ConfigError
@@ -234,23 +234,13 @@ class RatingBatches(InMemoryBatches):
         self.names = names if negatives is None else (*names, "negatives")
         self.negatives = negatives
 
+    def epoch_tensors(self, epoch: int) -> tuple[Tensor, ...]:
+        if self.negatives is None:
+            return self.tensors
+        return (*self.tensors, self.negatives(epoch).to(self.tensors[0].device))
+
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        epoch = self.epoch()
-        skip = self.start_pass(epoch)
-        tensors = self.tensors
-        if self.negatives is not None:
-            tensors = (*tensors, self.negatives(epoch).to(tensors[0].device))
-        if self.shuffle:
-            order = epoch_order(self.num_rows, self.seed, epoch).to(tensors[0].device)
-            tensors = tuple(t.index_select(0, order) for t in tensors)
-        rows = self.num_rows
-        for start, end in self._batch_bounds()[skip:]:
-            self._handed_out += 1
-            if end <= rows:
-                part = tuple(t[start:end] for t in tensors)
-            else:
-                wrapped = torch.arange(start, end, device=tensors[0].device) % rows
-                part = tuple(t.index_select(0, wrapped) for t in tensors)
+        for part in super().__iter__():
             yield dict(zip(self.names, part, strict=True))
 
 

@@ -24,7 +24,8 @@ from objectives.refusals import refused
 DEFAULT_TERM = {"loss": LossTerm, "regularizer": ParameterPenalty}
 # Keys that tune a term but do not define one: an experiment may set them for a term
 # that a sweep then leaves out (`regularizer=[],[l2]` with `regularizer.l2.weight` set).
-TERM_SETTINGS = {"weight", "symbol", "reads", "columns", "exclude_bias_and_norm", "player"}
+TERM_SETTINGS = {"weight", "symbol", "reads", "columns", "exclude_bias_and_norm", "player", "lr",
+                 "weight_decay"}  # fmt: skip
 
 log = logging.getLogger(__name__)
 

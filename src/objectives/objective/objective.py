@@ -96,6 +96,21 @@ class Objective(nn.Module):
             self.weighting.bind(network)
         return self
 
+    def fit_sizes(self, sizes: Mapping[str, int]) -> Objective:
+        """Size the terms' own parameters (ArcFace's class weights) from the task's sizes."""
+        for term in self.terms:
+            term.fit_sizes(sizes)
+        return self
+
+    def after_step(self) -> None:
+        """After each optimizer step: each term keeps its own parameters in range."""
+        for term in self.terms:
+            term.after_step()
+
+    def own_parameter_groups(self) -> list[dict]:
+        """The optimizer groups of terms that set `lr`/`weight_decay` for their parameters."""
+        return [g for g in (t.own_parameter_group() for t in self.terms) if g is not None]
+
     @torch.no_grad()
     def try_on(self, outputs: Mapping[str, Tensor]) -> None:
         """Run every term once on `outputs` (a tiny example), so that a setting torch refuses

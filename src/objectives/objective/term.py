@@ -16,6 +16,7 @@ from objectives import checks
 from objectives.errors import ConfigError
 from objectives.objective.closed_form import ClosedFormPenalty, closed_form_gradient
 from objectives.objective.weights import Weight, as_weight
+from objectives.refusals import refused
 
 # Modules whose parameters are scale/shift of a normalisation, not weights to shrink.
 NORM_LAYERS = (
@@ -36,6 +37,10 @@ class Term(nn.Module):
     """
 
     kind: str = "term"
+    # the optimizer settings of the term's own parameters (an ArcFace class-weight matrix, a
+    # CLIP temperature), put in a parameter group of their own; None: the optimizer's
+    lr: float | None = None
+    weight_decay: float | None = None
 
     def __init__(self, name: str, weight: object, symbol: str, reads: Sequence[str] = ()) -> None:
         super().__init__()
@@ -54,6 +59,32 @@ class Term(nn.Module):
 
     def bind(self, network: nn.Module) -> None:
         """Attach the network this term reads parameters from (no-op for losses)."""
+
+    def fit_sizes(self, sizes: Mapping[str, int]) -> None:
+        """Size the term's own parameters from the task's sizes (an embedding's width, the
+        classes); no-op for terms without parameters of their own."""
+
+    def after_step(self) -> None:
+        """Called after every optimizer step: a term may project its own parameters back into
+        their range (CLIP clamps its temperature)."""
+
+    def own_parameter_group(self) -> dict | None:
+        """The optimizer group of the term's own trainable parameters when the term sets
+        `lr` or `weight_decay` for them; None otherwise (they join the network's group)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.lr is None and self.weight_decay is None:
+            return None
+        if not params:
+            raise ConfigError(
+                f"{self.config_key} sets an optimizer setting (lr, weight_decay), but the term has "
+                f"no parameters of its own; remove {self.config_key}.lr/weight_decay"
+            )
+        group: dict = {"params": params, "name": self.config_key}
+        if self.lr is not None:
+            group["lr"] = self.lr
+        if self.weight_decay is not None:
+            group["weight_decay"] = self.weight_decay
+        return group
 
     def closed_form_gradient(self) -> dict[nn.Parameter, Tensor] | None:
         """∂raw/∂θ for each parameter the term reads, where a formula exists; else None
@@ -100,10 +131,20 @@ class LossTerm(Term):
         weight: object = 1.0,
         symbol: str | None = None,
         columns: object = None,
+        lr: object = None,
+        weight_decay: object = None,
     ) -> None:
         reads = tuple(reads)
         super().__init__(name, weight, symbol or f"{name}({', '.join(reads)})", reads)
-        self.fn = fn  # a torch loss module registers itself as a child and shows in repr
+        # a torch module registers itself as a child and shows in repr; its parameters (if
+        # any) are the term's own: trained, and saved in checkpoints, with the network's
+        self.fn = fn
+        if lr is not None:
+            self.lr = checks.number(lr, f"loss.{name}.lr", low=0, low_open=True, example=0.01)
+        if weight_decay is not None:
+            self.weight_decay = checks.number(
+                weight_decay, f"loss.{name}.weight_decay", low=0, example=0.0
+            )
         self.columns = as_columns(columns, f"loss.{name}")
         if isinstance(self.columns, int):  # a slice keeps the column a column, without a copy
             self._cut: slice | list[int] | None = slice(self.columns, self.columns + 1)
@@ -121,6 +162,15 @@ class LossTerm(Term):
                     f"loss.{self.name}.columns={checks.show(self.columns)}, but `{key}` has "
                     f"{width} column(s) (0 to {width - 1}); choose columns the task produces"
                 )
+
+    def fit_sizes(self, sizes: Mapping[str, int]) -> None:
+        if callable(getattr(self.fn, "fit_sizes", None)):
+            with refused(self.config_key):
+                self.fn.fit_sizes(sizes)
+
+    def after_step(self) -> None:
+        if callable(getattr(self.fn, "after_step", None)):
+            self.fn.after_step()
 
     def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:
         if self._cut is None:

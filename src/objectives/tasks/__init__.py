@@ -4,6 +4,7 @@ from objectives.tasks.base import ObjectiveModule
 from objectives.tasks.classification import ClassificationModule
 from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.gan import GANModule
+from objectives.tasks.metric_learning import MetricLearningModule
 from objectives.tasks.policy_value import PolicyValueModule
 from objectives.tasks.ranking import RankingModule
 from objectives.tasks.recommendation import RecommendationModule
@@ -16,6 +17,7 @@ __all__ = [
     "ClassificationModule",
     "ContrastiveModule",
     "GANModule",
+    "MetricLearningModule",
     "ObjectiveModule",
     "PolicyValueModule",
     "RankingModule",

@@ -73,6 +73,8 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         if example is not None:  # every term runs once now: a bad setting fails at start-up
             for named in self.objectives.values():
                 named.try_on(example)
+        for named in self.objectives.values():  # a term's lr without parameters fails now
+            named.own_parameter_groups()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         # metrics cost time every step (train_metrics=false drops them for training); the
@@ -215,6 +217,8 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         # None would make Lightning skip it, but only on one process, and after a host read)
         with self.recorder.guard.undone_if_bad(optimizer):
             optimizer.step(closure=optimizer_closure)
+        for objective in self.objectives.values():
+            objective.after_step()
 
     def on_train_end(self) -> None:
         self.recorder.check(self)
@@ -240,10 +244,19 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         random_states.load(self, checkpoint)  # restored when training starts (random_states.py)
 
+    def parameter_groups(self) -> list[nn.Parameter] | list[dict]:
+        """Every trainable parameter, in one group; a term that sets `lr`/`weight_decay` for
+        parameters of its own (ArcFace's class weights) gets a group of its own, named by its
+        config key (Lightning's LearningRateMonitor shows it by that name)."""
+        own = [g for o in self.objectives.values() for g in o.own_parameter_groups()]
+        taken = {id(p) for group in own for p in group["params"]}
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
+        return [{"params": rest, "name": "network"}, *own] if own else rest
+
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise RuntimeError(f"{type(self).__name__} was built without an optimizer")
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        optimizer = self.optimizer_factory(params=self.parameter_groups())
         if self.scheduler_factory is None:
             log.debug("optimizer %s, no learning-rate schedule", type(optimizer).__name__)
             return optimizer

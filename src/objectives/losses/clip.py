@@ -57,8 +57,10 @@ class ClipLoss(nn.Module):
                 f"got {tuple(image_features.shape)} and {tuple(text_features.shape)}"
             )
         # exp(s) up to 100 times a cosine: within float16, but the softmax wants float32
-        image = F.normalize(image_features.float(), dim=1)
-        text = F.normalize(text_features.float(), dim=1)
+        dtype = torch.promote_types(image_features.dtype, text_features.dtype)
+        dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        image = F.normalize(image_features.to(dtype), dim=1)
+        text = F.normalize(text_features.to(dtype), dim=1)
         return self.logit_scale.exp() * image @ text.T
 
     def forward(self, image_features: Tensor, text_features: Tensor) -> Tensor:
@@ -68,8 +70,13 @@ class ClipLoss(nn.Module):
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Keep the logit scale in [0, ln max_logit_scale] (open_clip clamps after each step)."""
-        self.logit_scale.clamp_(0.0, self.max_log_scale)
+        """Keep the logit scale in [0, ln max_logit_scale] (open_clip clamps after each step).
+        The bound is the parameter's largest number not above ln max: float32 rounds ln 100
+        itself up, to 4.60517025 (a scale of 100.0000064)."""
+        top = torch.tensor(self.max_log_scale, dtype=self.logit_scale.dtype)
+        if float(top) > self.max_log_scale:
+            top = torch.nextafter(top, torch.zeros_like(top))
+        self.logit_scale.clamp_(0.0, float(top))
 
     def extra_repr(self) -> str:
         return f"logit_scale={float(self.logit_scale):.4g}, max={math.exp(self.max_log_scale):g}"

@@ -37,6 +37,11 @@ FAMILIES = {
     "contrastive": (["experiment=digits_simclr", "augment=none", "optimizer=sgd",
                      "optimizer.lr=1.0", "optimizer.momentum=0.0", "data.shuffle=false",
                      "trainer.max_steps=1", "++trainer.limit_val_batches=1"], 64),
+    # the class directions (ArcFace's own parameters) and in-batch pairs (multi-similarity)
+    "metric_learning": (["experiment=digits_arcface", "loss=[arcface,multi_similarity]",
+                         "loss.arcface.lr=1.0", "optimizer=sgd", "optimizer.lr=1.0",
+                         "optimizer.momentum=0.0", "data.shuffle=false", "trainer.max_steps=1",
+                         "++trainer.limit_val_batches=1"], 64),
     "gan": (["experiment=ring_gan", "trainer.max_epochs=2", "++trainer.limit_train_batches=4",
              "task.eval_samples=64"], 256),
 }  # fmt: skip

@@ -51,6 +51,11 @@ CASES = [
      re.escape("task regression reads real-valued targets, but data 'digits' has 10 class "
                "labels; choose task=classification with a classification loss, e.g. "
                "task=classification loss=cross_entropy")),
+    ("data made for another task", ["data=synthetic_ranking"],
+     re.escape("data 'synthetic_ranking' is made for task=ranking, not task=regression; "
+               "choose task=ranking")),
+    ("rollouts for another task", ["data=gym", "task=classification", "loss=cross_entropy"],
+     re.escape("data 'gym' is made for task=rl, not task=classification; choose task=rl")),
     ("non-numeric weight", ["regularizer.l2.weight=abc"],
      re.escape("regularizer.l2: weight must be a number ≥ 0, got 'abc'; "
                "set it with regularizer.l2.weight=0.001")),

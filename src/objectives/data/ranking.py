@@ -206,6 +206,9 @@ class RankingDataModule(InMemoryDataModule):
     `batch_size` counts queries. With `standardize_inputs`, features are scaled by the
     training split's real items."""
 
+    # the task its query lists are batched for (run/assemble.py refuses another)
+    made_for = "ranking"
+
     def __init__(self, source: Callable[..., QueryLists], name: str = "ranking", **kwargs):
         kwargs.setdefault("stratify", False)
         super().__init__(source, name=name, **kwargs)

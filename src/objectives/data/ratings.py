@@ -254,6 +254,9 @@ class RatingsDataModule(L.LightningDataModule):
     at `stage` leaves out (val: the training pairs; test: training and val pairs).
     """
 
+    # the task its (user, item, rating) batches are for (run/assemble.py refuses another)
+    made_for = "recommendation"
+
     def __init__(
         self,
         source: Callable[[], Ratings],

@@ -254,6 +254,9 @@ class RolloutDataModule(L.LightningDataModule):
     registers it) for task=rl. Settings are checked, and the environment made once, here:
     before any training starts."""
 
+    # the task whose policy it plays (run/assemble.py refuses another)
+    made_for = "rl"
+
     def __init__(
         self,
         env: str = "CartPole-v1",

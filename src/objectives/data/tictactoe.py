@@ -156,6 +156,9 @@ class TicTacToeData(L.LightningDataModule):
     `num_actions` 9, what model=actor_critic is sized by.
     """
 
+    # the task its (position, policy, value) batches are for (run/assemble.py refuses another)
+    made_for = "policy_value"
+
     def __init__(
         self,
         batch_size: int = 256,

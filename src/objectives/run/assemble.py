@@ -68,6 +68,17 @@ def _task_class(cfg: DictConfig) -> type[ObjectiveModule]:
     return task_cls
 
 
+def _check_made_for(task_cls: type[ObjectiveModule], datamodule: object, data: str) -> None:
+    """Data whose batches only one task reads (query lists, rollouts, rating triples) says
+    which (`made_for`): another task would fail at its first batch, or suggest a model."""
+    made_for = getattr(datamodule, "made_for", None)
+    if made_for is not None and made_for != task_cls.task_name:
+        raise ConfigError(
+            f"data {data!r} is made for task={made_for}, not task={task_cls.task_name}; "
+            f"choose task={made_for}"
+        )
+
+
 def _check_targets(task_cls: type[ObjectiveModule], dims: dict, data: str) -> None:
     """Class labels need a task that takes `num_classes` (real-valued targets are caught by
     the `num_classes` the classification task asks of the data)."""
@@ -131,6 +142,7 @@ def assemble(cfg: DictConfig) -> Assembled:
     with refused("data"):  # every library's refusal of a setting: one line naming it
         datamodule = instantiate(cfg.data)
         dims = datamodule.dims
+    _check_made_for(task_cls, datamodule, cfg.data.get("name", "the data"))
     _check_targets(task_cls, dims, cfg.data.get("name", "the data"))
     return Assembled(datamodule, build_module(cfg, dims, task_cls, objective))
 

@@ -253,3 +253,15 @@ def test_a_movielens_file_trains_in_either_feedback(compose_cfg, tmp_path: Path,
     result = train(cfg)
     metric = "test/rmse" if feedback == "explicit" else "test/auc"
     assert math.isfinite(result[metric]) and math.isfinite(result["test/term/embedding_l2"])
+
+
+def test_a_sweep_judges_implicit_feedback_by_auc_and_explicit_by_rmse(compose_cfg) -> None:
+    """Sweep summaries compare jobs by the task's headline metric: RMSE means nothing
+    without ratings, so implicit runs are compared by test AUC (higher is better)."""
+    from objectives.run.sweeps.job_record import primary_metric
+    from objectives.run.sweeps.summary import lower_is_better
+
+    assert primary_metric(compose_cfg("experiment=synthetic_mf")) == "test/rmse"
+    assert primary_metric(compose_cfg("experiment=synthetic_bpr")) == "test/auc"
+    assert lower_is_better("test/rmse") and not lower_is_better("test/auc")
+    assert not lower_is_better("test/recall_10") and not lower_is_better("test/precision_at_1")

@@ -105,6 +105,12 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
         does not end in the data's targets (an encoder) says its own output size here."""
         return dict(dims)
 
+    @classmethod
+    def headline_metric(cls, task_cfg: Mapping[str, Any]) -> str:
+        """The metric a sweep compares this task's jobs by: `primary_metric`, unless the
+        task's settings change what it is judged by (implicit recommendation: AUC)."""
+        return cls.primary_metric
+
     def named_objectives(self, objective: Objective | Mapping) -> dict[str, Objective]:
         """The objectives by name; one, named "", unless a task trains several (players.py)."""
         if not isinstance(objective, Objective):

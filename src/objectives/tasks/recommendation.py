@@ -41,6 +41,11 @@ class RecommendationModule(ObjectiveModule):
     produces = ("pred", "target", "pos_score", "neg_score", *VECTORS)
     primary_metric = "rmse"
 
+    @classmethod
+    def headline_metric(cls, task_cfg: Mapping[str, Any]) -> str:
+        """RMSE judges explicit ratings; implicit feedback has no rating to err on: AUC."""
+        return "auc" if task_cfg.get("feedback") == "implicit" else cls.primary_metric
+
     def __init__(
         self, model: nn.Module, objective: Any, feedback: str = "explicit", k: int = 10,
         **kwargs: Any,

@@ -59,7 +59,7 @@ def non_finite_reason(metrics: Mapping[str, float], watched: str) -> str:
 def primary_metric(cfg: DictConfig) -> str | None:
     """`test/<m>` (or `val/<m>` without a test run) for the task's headline metric `m`."""
     try:
-        name = get_class(cfg.task._target_).primary_metric
+        name = get_class(cfg.task._target_).headline_metric(cfg.task)
     except Exception:  # no task or an unknown one: the job itself reports that
         return None
     return f"{'test' if cfg.get('test') else 'val'}/{name}"

@@ -90,12 +90,13 @@ def choose_metric(records: Sequence[dict], metric: str | None = None) -> str:
 def lower_is_better(metric: str, given: bool | None = None) -> bool:
     """Losses, errors, distances (FID) and the objective fall as a model improves; accuracies,
     F1 (`f1_macro`), R², AUC, a GAN's modes covered and high-quality share, a policy's
-    returns (`episode_return`) and a ranking's NDCG and MRR rise. `given` (the callback's
-    argument) wins."""
+    returns (`episode_return`), a ranking's NDCG and MRR, precision and recall at k and
+    retrieval's top-1 rise. `given` (the callback's argument) wins."""
     if given is not None:
         return bool(given)
     leaf = metric.rsplit("/", 1)[-1].lower()
-    rising = ("acc", "f1", "modes_covered", "high_quality", "return", "ndcg", "mrr")
+    rising = ("acc", "f1", "modes_covered", "high_quality", "return", "ndcg", "mrr", "precision",
+              "recall", "top1")  # fmt: skip
     return not (any(word in leaf for word in rising) or leaf.endswith(("r2", "auc")))
 
 

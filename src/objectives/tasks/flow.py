@@ -71,10 +71,15 @@ class FlowModule(ObjectiveModule):
                 "task.reference must build a function x ↦ log p(x) (a `_target_` node with "
                 f"`_partial_: true`), got {reference!r}"
             )
+        sizes = (in_channels, height, width)
+        if all(s is not None for s in sizes) and dequantize is None:
+            raise ConfigError(
+                "task flow on images needs task.dequantize (the pixels' levels, digits: 17): a "
+                "density on discrete pixels grows without bound instead of learning them"
+            )
         self.features = int(model.in_features)
         self.reference = reference
         self.inputs = None if dequantize is None else Dequantization(dequantize, logit_alpha)
-        sizes = (in_channels, height, width)
         self.image_shape = sizes if all(s is not None for s in sizes) else None
         super().__init__(model, objective, **kwargs)
 

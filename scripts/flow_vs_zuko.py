@@ -41,7 +41,7 @@ def config(args: argparse.Namespace, out: Path, model: str = "realnvp"):
     overrides = [
         "experiment=ring_flow", f"model={model}", f"model.layers={args.layers}",
         f"model.hidden={hidden}", f"trainer.max_epochs={args.epochs}", f"seed={args.seed}",
-        f"optimizer.lr={args.lr}", "callbacks=none", "trainer.enable_progress_bar=false",
+        f"optimizer.lr={args.lr}", f"torch_threads={args.threads}", "callbacks=none", "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false", f"paths.output_dir={out}",
     ]  # fmt: skip
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -90,7 +90,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.001)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--spline", action="store_true", help="also model=spline_flow")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, for both")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)  # small networks: more threads only contend
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
         rows = {"ours: realnvp": ours(args, out, "realnvp"), "zuko: RealNVP": theirs(args, out)}

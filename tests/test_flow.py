@@ -61,8 +61,9 @@ def test_ring_flow_reports_the_exact_density_and_draws_it(compose_cfg, tmp_path:
     assert {"val/samples", "val/density"} <= set(images)
 
 
-@pytest.mark.slow
 def test_gaussian_flow_reaches_the_generating_density(compose_cfg, tmp_path: Path) -> None:
+    """An affine map is a perfect flow here: the test NLL reaches the generating density's
+    NLL of the same rows (the recipe as it is, ~1,200 steps, without its figures)."""
     cfg = compose_cfg("experiment=gaussian2d_flow", "trainer.max_epochs=40", "callbacks=none")
     metrics = train(cfg)
     assert abs(metrics["test/nll"] - metrics["test/true_nll"]) < 0.01
@@ -88,9 +89,7 @@ def test_odd_dimensions_get_uneven_halves(compose_cfg) -> None:
     [
         (["data.source.mean=[0]", "data.source.covariance=[[1]]"], "nothing to condition on"),
         (["model.layers=0"], "model.layers=0"),
-        (["model.scale_cap=0"], "model.scale_cap"),
-        (["model=spline_flow", "model.bins=0"], "model.bins"),
-        (["model=spline_flow", "model.tail_bound=0"], "model.tail_bound"),
+        (["model=spline_flow", "model.bins=0"], "model.bins"),  # the rest: test_flow_models.py
         (["loss=[prior_nll]"], "loss=[prior_nll,log_det]"),
         (["loss=mse"], "loss="),
         (["task.dequantize=null", "experiment=digits_flow"], "task.dequantize"),

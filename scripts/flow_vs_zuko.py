@@ -41,8 +41,9 @@ def config(args: argparse.Namespace, out: Path, model: str = "realnvp"):
     overrides = [
         "experiment=ring_flow", f"model={model}", f"model.layers={args.layers}",
         f"model.hidden={hidden}", f"trainer.max_epochs={args.epochs}", f"seed={args.seed}",
-        f"optimizer.lr={args.lr}", f"torch_threads={args.threads}", "callbacks=none", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false", f"paths.output_dir={out}",
+        f"optimizer.lr={args.lr}", f"torch_threads={args.threads}", "callbacks=none",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        f"paths.output_dir={out}",
     ]  # fmt: skip
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose("train", overrides=overrides)

@@ -107,6 +107,7 @@ DATA_USES = {
     "letor": ("ranking", ["mlp"]),
     "synthetic_ratings": ("recommendation", ["matrix_factorization"]),
     "movielens": ("recommendation", ["matrix_factorization"]),
+    "digits_captions": ("clip", ["clip_towers"]),
 }
 # models made for a task on data listed above for another one (tests/test_vae.py builds it)
 OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
@@ -136,6 +137,7 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
                  "policy_value": ["loss=[policy_ce,value]", "regularizer=[]"],
                  "ranking": ["loss=lambdaloss", "regularizer=[]"],
                  "recommendation": ["loss=[mse,embedding_l2]", "regularizer=[]"],
+                 "clip": ["loss=clip", "regularizer=[]"],
                  "rl": ["loss=[ppo_clip,value,entropy]", "regularizer=[]",
                         "rl.n_steps=8", "rl.batch_size=16"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
@@ -198,6 +200,11 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
             logits, steps = parts.module.model(*batch[:2])
             assert logits.shape[-1] == parts.datamodule.dims["num_tokens"]
             assert (steps <= logits.shape[1]).all()
+            continue
+        if task == "clip":  # images, labels, caption tokens and lengths: one embedding each
+            images, _labels, tokens, lengths = batch
+            model = parts.module.model
+            assert model(images).shape == model.encode_text(tokens, lengths).shape
             continue
         x, y = batch
         out = parts.module.model(x)

@@ -222,6 +222,8 @@ def test_digits_arcface_reaches_precision_097_and_saves_w(compose_cfg, tmp_path:
     scalars = read_scalars(tmp_path / "tensorboard")
     for tag in ("train/raw/arcface", "train/term/l2", "val/precision_at_1"):
         assert tag in scalars, sorted(scalars)
+    assert scalars["lr-Adam/loss.arcface"][-1][1] == pytest.approx(0.01)
+    assert scalars["lr-Adam/network"][-1][1] == pytest.approx(0.002)
 
     from objectives.run.evaluate import evaluate
 

@@ -2,6 +2,7 @@
 
 from objectives.tasks.base import ObjectiveModule
 from objectives.tasks.classification import ClassificationModule
+from objectives.tasks.clip import ClipModule
 from objectives.tasks.contrastive import ContrastiveModule
 from objectives.tasks.gan import GANModule
 from objectives.tasks.metric_learning import MetricLearningModule
@@ -15,6 +16,7 @@ from objectives.tasks.vae import VAEModule
 
 __all__ = [
     "ClassificationModule",
+    "ClipModule",
     "ContrastiveModule",
     "GANModule",
     "MetricLearningModule",

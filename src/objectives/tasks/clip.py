@@ -36,6 +36,7 @@ from objectives.losses.clip import ClipLoss
 from objectives.metrics.retrieval import nearest_class_accuracy, retrieval_top1
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.global_batch import GlobalBatch
 from objectives.tracking.step_values import DeferredStepValues
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 SCALE_TAGS = ("train/logit_scale", "train/temperature")
 
 
-class ClipModule(ObjectiveModule):
+class ClipModule(GlobalBatch, ObjectiveModule):
     """Outputs `image_features`, `text_features` (N, D) and `labels` (N,); judged by top-1
     retrieval both ways and zero-shot classification on whole splits."""
 
@@ -73,7 +74,6 @@ class ClipModule(ObjectiveModule):
         super().__init__(model, objective, **kwargs)
         self.num_classes = num_classes
         self._scale_values = DeferredStepValues(SCALE_TAGS)
-        self._gather = False
 
     @property
     def _clip(self) -> ClipLoss | None:
@@ -86,18 +86,12 @@ class ClipModule(ObjectiveModule):
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         images, labels, tokens, lengths = batch
         image, text = self.model(images), self.model.encode_text(tokens, lengths)
-        if self._gather:
-            image, text, labels = (self.all_gather(t, sync_grads=True).flatten(0, 1)
-                                   for t in (image, text, labels))  # fmt: skip
+        image, text, labels = self.across_processes(image, text, labels)
         return {"image_features": image, "text_features": text, "labels": labels}
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         trainer = self.trainer
-        self._gather = trainer.world_size > 1  # every process runs every training step
-        try:
-            loss = super().training_step(batch, batch_idx)
-        finally:
-            self._gather = False
+        loss = super().training_step(batch, batch_idx)  # GlobalBatch's: gathered on many
         step, clip = self.global_step, self._clip
         due = step % trainer.log_every_n_steps == 0
         if clip is not None and due and self.loggers and trainer.is_global_zero:

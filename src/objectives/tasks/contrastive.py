@@ -15,12 +15,9 @@ away). The representation is judged by real metrics on whole splits, not by the 
 - the test representations with labels and thumbnails in TensorBoard's projector.
 
 Multi-device: in training, z1, z2 and labels are gathered from every process with their
-gradients (`all_gather(sync_grads=True)`), so every process contrasts its rows against the
-global batch and computes the same global loss; the gather's backward sums each row's
-gradient over the processes (world size × the gradient) and DDP's average divides it back,
-so the parameter gradient is exactly the single-process gradient on the global batch
-(tests/test_ddp_equivalence.py, family "contrastive"). Validation and test use each
-process's own batches.
+gradients (tasks/global_batch.py), so every process contrasts its rows against the global
+batch; the parameter gradient is exactly the single-process gradient on the global batch
+(tests/test_ddp_equivalence.py, family "contrastive").
 """
 
 from __future__ import annotations
@@ -39,6 +36,7 @@ from objectives.metrics.embedding import knn_accuracy, linear_probe_accuracy
 from objectives.objective import Objective
 from objectives.objective.tags import tagged
 from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.global_batch import GlobalBatch
 from objectives.tracking.writers import tensorboard_writers
 
 log = logging.getLogger(__name__)
@@ -71,7 +69,7 @@ def represent(encoder: nn.Module | None, inputs: Tensor, chunk: int = 1024) -> T
         encoder.train(was_training)
 
 
-class ContrastiveModule(ObjectiveModule):
+class ContrastiveModule(GlobalBatch, ObjectiveModule):
     """Outputs `z1`, `z2` (N, projection_dim) and `labels` (N,); judged by k-NN accuracy and a
     linear probe of the encoder's representation."""
 
@@ -113,7 +111,6 @@ class ContrastiveModule(ObjectiveModule):
         # a frozen copy of the encoder as fit starts, for the untrained figures at test; a
         # plain dict, so it is neither a submodule nor in checkpoints
         self._reference: dict[str, nn.Module] = {}
-        self._gather = False
 
     @classmethod
     def network_dims(cls, dims: Mapping[str, int], task_cfg: Mapping[str, Any]) -> dict[str, int]:
@@ -126,9 +123,7 @@ class ContrastiveModule(ObjectiveModule):
         inputs, labels = batch[0], batch[1]
         views = torch.cat([self.augment(inputs), self.augment(inputs)])
         z1, z2 = self.model(views).chunk(2)  # one forward: normalisation layers see both views
-        if self._gather:
-            z1, z2, labels = (self.all_gather(t, sync_grads=True).flatten(0, 1)
-                              for t in (z1, z2, labels))  # fmt: skip
+        z1, z2, labels = self.across_processes(z1, z2, labels)
         return {"z1": z1, "z2": z2, "labels": labels}
 
     def inference_network(self) -> nn.Module:
@@ -138,13 +133,6 @@ class ContrastiveModule(ObjectiveModule):
 
     def predictions(self, batch: tuple[Tensor, ...], **settings: Any) -> dict[str, Tensor]:
         return {"representation": self.model.encoder(batch[0])}
-
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        self._gather = self.trainer.world_size > 1  # every process runs every training step
-        try:
-            return super().training_step(batch, batch_idx)
-        finally:
-            self._gather = False
 
     def example_outputs(self) -> dict[str, Tensor]:
         z = torch.randn(4, self.projection_dim, generator=torch.Generator().manual_seed(0))

@@ -8,9 +8,7 @@ parameters, sized here from `embedding_dim` and the data's classes) and `multi_s
 (in-batch pairs). With `augment=` the training inputs are augmented (one view each).
 
 Multi-device: in training the embeddings and labels are gathered from every process with
-their gradients, as the contrastive task does (its docstring says why the parameter gradient
-is then the one-process gradient on the global batch): multi-similarity's pairs then span
-the global batch.
+their gradients (tasks/global_batch.py): multi-similarity's pairs span the global batch.
 """
 
 from __future__ import annotations
@@ -26,9 +24,10 @@ from objectives.checks import positive_int
 from objectives.metrics.retrieval_precision import PrecisionAtOne
 from objectives.objective import Objective
 from objectives.tasks.base import ObjectiveModule
+from objectives.tasks.global_batch import GlobalBatch
 
 
-class MetricLearningModule(ObjectiveModule):
+class MetricLearningModule(GlobalBatch, ObjectiveModule):
     """Outputs `embeddings` and `labels`; judged by leave-one-out precision@1 on the
     validation and test splits."""
 
@@ -53,7 +52,6 @@ class MetricLearningModule(ObjectiveModule):
         objective.fit_sizes(sizes)  # the terms' own parameters (class directions) exist first
         super().__init__(model, objective, **kwargs)
         self.augment = augment
-        self._gather = False
 
     @classmethod
     def network_dims(cls, dims: Mapping[str, int], task_cfg: Mapping[str, Any]) -> dict[str, int]:
@@ -65,18 +63,8 @@ class MetricLearningModule(ObjectiveModule):
         inputs, labels = batch[0], batch[1]
         if self.training and self.augment is not None:
             inputs = self.augment(inputs)
-        embeddings = self.model(inputs)
-        if self._gather:
-            embeddings, labels = (self.all_gather(t, sync_grads=True).flatten(0, 1)
-                                  for t in (embeddings, labels))  # fmt: skip
+        embeddings, labels = self.across_processes(self.model(inputs), labels)
         return {"embeddings": embeddings, "labels": labels}
-
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        self._gather = self.trainer.world_size > 1  # every process runs every training step
-        try:
-            return super().training_step(batch, batch_idx)
-        finally:
-            self._gather = False
 
     def configure_metrics(self, stage: str) -> MetricCollection:
         return MetricCollection({"precision_at_1": PrecisionAtOne()})

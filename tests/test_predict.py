@@ -438,3 +438,17 @@ def test_a_policy_writes_its_deterministic_action_and_value(tmp_path: Path, env:
     else:  # the Gaussian's mean, one column an action dimension
         np.testing.assert_allclose([float(r["action0"]) for r in rows], params[:, 0].numpy(),
                                    rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+def test_a_policy_on_discrete_states_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """FrozenLake's observations are state numbers (the policy reads them one-hot): no CSV of
+    vectors describes them, and the refusal says so (not "retrain")."""
+    logs = tmp_path / "logs"
+    ckpt = train(logs, "experiment=cartpole_ppo", "rl.env=FrozenLake-v1", "rl.n_envs=2",
+                 "rl.n_steps=16", "rl.batch_size=16", "rl.rollouts_per_epoch=1",
+                 "rl.update_epochs=1", "rl.eval_episodes=1", "rl.max_episode_steps=20",
+                 "trainer.max_epochs=1")  # fmt: skip
+    path = write_csv(tmp_path / "obs.csv", ["x0"], np.zeros((2, 1), dtype=np.float32))
+    message = refused(logs, ckpt, f"input={path}")
+    assert "FrozenLake-v1's observations are discrete states (one-hot)" in message
+    assert "retrain" not in message

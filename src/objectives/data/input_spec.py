@@ -47,6 +47,10 @@ def describe_inputs(datamodule: Any) -> dict[str, Any]:
         size = datamodule.spaces.obs_size
         return {"kind": "table", "name": name, "shape": [size], "env": datamodule.env,
                 "names": _numbered("x", size)}  # fmt: skip
+    if isinstance(datamodule, RolloutDataModule):
+        why = (f"{datamodule.env}'s observations are discrete states (one-hot), not the "
+               "vectors predict.py reads from CSV rows")  # fmt: skip
+        return {"kind": "unknown", "name": name, "why": why}
     return {"kind": "unknown", "name": name}
 
 

@@ -62,9 +62,10 @@ def new_inputs(module: Any, spec: dict[str, Any], cfg: DictConfig) -> tuple[Any,
         files = read.ImageFiles(path, spec, strips=kind == "strip")
         collate = read.collate_strips if kind == "strip" else read.collate_images
         return read.loader(files, batch_size, workers, collate), "file"
+    why = spec.get("why") or "predict.py reads CSV tables, images, image strips and text prompts"
     raise ConfigError(
-        f"checkpoint {cfg.ckpt_path} does not say how its inputs are read (data "
-        f"'{spec.get('name')}'); retrain it with this version to predict with it"
+        f"predict.py has no reader for the inputs of data '{spec.get('name')}' that checkpoint "
+        f"{cfg.ckpt_path} was trained on: {why}"
     )
 
 

@@ -64,3 +64,20 @@ def test_local_settings_are_git_ignored_but_its_readme_is_not() -> None:
     )  # fmt: skip
     assert ignored.stdout.split() == ["configs/local/default.yaml"]
     assert (root / "configs" / "local" / "README.md").is_file()
+
+
+def test_local_without_a_file_says_to_write_one(configs: Path, monkeypatch) -> None:
+    """`local=foo` on a machine with no local file: not an empty "choose one of:" list."""
+    from objectives.errors import ConfigError
+    from objectives.run import config, overrides
+
+    (configs / "local").mkdir()
+    (configs / "local" / "README.md").write_text("how to\n")
+    monkeypatch.setattr(config, "config_dir", lambda: configs)
+    monkeypatch.setattr(overrides, "config_dir", lambda: configs)
+    with pytest.raises(ConfigError) as err:
+        overrides.check_group_options([overrides.parse_override("local=foo")])
+    assert str(err.value) == (
+        "unknown local 'foo': configs/local/ has no option yet; write configs/local/foo.yaml "
+        "first (configs/local/README.md shows how)"
+    )

@@ -241,6 +241,11 @@ def check_group_options(
                 )
             nested = "/" in name and not name.startswith("/")  # an option in a sub-folder
             if name not in known and not (nested and (root / group / f"{name}.yaml").is_file()):
+                if not known:  # configs/local/ (git-ignored) holds no file yet
+                    raise ConfigError(
+                        f"unknown {group} {name!r}: configs/{group}/ has no option yet; write "
+                        f"configs/{group}/{name}.yaml first (configs/{group}/README.md shows how)"
+                    )
                 raise ConfigError(f"unknown {group} {name!r}; choose one of: {', '.join(known)}")
             chosen.setdefault(group, []).append(name)
     return chosen

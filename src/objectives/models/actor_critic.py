@@ -51,6 +51,9 @@ class ActorCritic(nn.Module):
     """`forward(obs)` → (policy parameters, value): logits (N, A) or Gaussian means (N, D),
     and values (N,). `distribution(params)` turns the first into π(·|s)."""
 
+    # the task kind it is made for (run/sizes.py suggests models of the task's kind)
+    model_kind = "policy"
+
     def __init__(
         self,
         in_features: int,

@@ -60,6 +60,9 @@ class TextTower(nn.Module):
 class ClipTowers(nn.Module):
     """`forward(images)` → (N, embed_dim); `encode_text(tokens, lengths)` → (N, embed_dim)."""
 
+    # the task kind it is made for (run/sizes.py suggests models of the task's kind)
+    model_kind = "clip"
+
     def __init__(
         self,
         in_channels: int,

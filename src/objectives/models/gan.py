@@ -38,6 +38,9 @@ class GANNetworks(nn.Module):
     the data's shape runs the critic.
     """
 
+    # the task kind it is made for (run/sizes.py suggests models of the task's kind)
+    model_kind = "gan"
+
     def __init__(
         self,
         generator: Callable[..., nn.Module],

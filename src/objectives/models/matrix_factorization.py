@@ -18,6 +18,9 @@ class MatrixFactorization(nn.Module):
     biases (initialised 0; `biases=false` leaves them at 0 and out of training) and a
     global bias."""
 
+    # the task kind it is made for (run/sizes.py suggests models of the task's kind)
+    model_kind = "recommendation"
+
     def __init__(
         self,
         num_users: int | None = None,

@@ -22,6 +22,9 @@ from objectives.models.mlp import MLP
 class VAENetwork(nn.Module):
     """What every VAE network shares: the interface the VAE task reads."""
 
+    # the task kind it is made for (run/sizes.py suggests models of the task's kind)
+    model_kind = "vae"
+
     latent_dim: int
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:

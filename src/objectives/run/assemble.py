@@ -159,7 +159,9 @@ def build_module(
 ) -> ObjectiveModule:
     """The network, optimizer, scheduler and task module of `cfg`, sized by the data's dims."""
     with refused("model"):
-        network = build_model(instantiate(cfg.model), task_cls.network_dims(dims, cfg.task))
+        network = build_model(
+            instantiate(cfg.model), task_cls.network_dims(dims, cfg.task), task_cls.model_kind
+        )
     with refused("optimizer"):
         optimizer = checked_optimizer(instantiate(cfg.optimizer), cfg.optimizer)
     horizon = (cfg.get("trainer") or {}).get("max_epochs") or 1

@@ -34,9 +34,14 @@ DIM_KEYS = ("in_features", "out_features", "in_channels", "height", "width", "nu
 
 
 def call_with_dims(
-    factory: Callable[..., T], dims: Mapping[str, int], group: str = "model", **kwargs: Any
+    factory: Callable[..., T],
+    dims: Mapping[str, int],
+    group: str = "model",
+    kind: str | None = None,
+    **kwargs: Any,
 ) -> T:
-    """Call `factory(**kwargs)` plus the sizes from `dims` it accepts and was not given."""
+    """Call `factory(**kwargs)` plus the sizes from `dims` it accepts and was not given; a
+    model that cannot be sized is answered with the models of `kind` the data can size."""
     given = dict(factory.keywords) if isinstance(factory, functools.partial) else {}
     target = factory.func if isinstance(factory, functools.partial) else factory
     name = getattr(target, "__name__", str(target))
@@ -58,7 +63,9 @@ def call_with_dims(
         if v is None and k not in fill and k in DIM_KEYS and EITHER_SIZE.get(k) not in fill
     ]  # fmt: skip
     if missing:
-        fitting = options_sized_by(group, list(dims))
+        fitting = (
+            fitting_models(dims, kind) if group == "model" else options_sized_by(group, list(dims))
+        )
         choose = f": {group}={'|'.join(fitting)}" if fitting else ""
         raise ConfigError(
             f"{group} {name} needs {', '.join(missing)}, which the data does not provide "
@@ -70,16 +77,18 @@ def call_with_dims(
         raise ConfigError(f"{group} {name}: {err}") from err
 
 
-def build_model(factory: Callable[..., nn.Module], dims: Mapping[str, int]) -> nn.Module:
+def build_model(
+    factory: Callable[..., nn.Module], dims: Mapping[str, int], kind: str | None = None
+) -> nn.Module:
     """The network, with its data-dependent sizes filled from `dims`; on image data it must
     read a batch of zeros (`model=linear` reads only flat vectors). With `model.compile=true`
     (a setting of every model config, taken out here: no network takes it) it is then
     compiled in place."""
     factory, compiled = _compile_setting(factory)
-    network = call_with_dims(factory, dims, group="model")
+    network = call_with_dims(factory, dims, group="model", kind=kind)
     image = tuple(dims[k] for k in ("in_channels", "height", "width") if k in dims)
     if len(image) == 3:
-        _check_reads(network, image, dims)
+        _check_reads(network, image, dims, kind)
     if compiled:
         compile_in_place(network)
     return network
@@ -154,7 +163,9 @@ def compile_in_place(network: nn.Module) -> None:
     network._compiled_call_impl = call
 
 
-def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, int]) -> None:
+def _check_reads(
+    network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, int], kind: str | None
+) -> None:
     """Run `network` once (eval mode, no grad: no state changes) on zeros of the data's
     input shape, so a network that cannot read them fails now with one line."""
     training = network.training
@@ -165,9 +176,8 @@ def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, 
     except RuntimeError as err:
         fitting = [
             name
-            for name in options_sized_by("model", list(dims))
+            for name in fitting_models(dims, model_kind(network) if kind is None else kind)
             if _option_class("model", name) is not type(network)
-            and _is_vae(_option_class("model", name)) == isinstance(network, VAENetwork)
         ]
         choose = f": model={'|'.join(fitting)}" if fitting else ""
         raise ConfigError(
@@ -179,9 +189,20 @@ def _check_reads(network: nn.Module, shape: tuple[int, ...], dims: Mapping[str, 
         network.train(training)
 
 
-def _is_vae(cls: object) -> bool:
-    """A VAE network (task=vae) is no alternative to a predictor, nor the reverse."""
-    return isinstance(cls, type) and issubclass(cls, VAENetwork)
+def model_kind(network: object) -> str | None:
+    """The kind of task a network (or network class) is made for (`model_kind`: "vae",
+    "flow", "policy", ...); None for a predictor any task of inputs → targets can train."""
+    return getattr(network, "model_kind", None)
+
+
+def fitting_models(dims: Mapping[str, int], kind: str | None) -> list[str]:
+    """The model options the data can size that are made for a task of `kind` (a VAE is no
+    alternative to a classifier, nor a flow to a VAE)."""
+    return [
+        name
+        for name in options_sized_by("model", list(dims))
+        if model_kind(_option_class("model", name)) == kind
+    ]
 
 
 def _option_class(group: str, name: str) -> object:

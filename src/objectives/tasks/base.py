@@ -44,6 +44,9 @@ class ObjectiveModule(PlainAttributes, L.LightningModule):
     primary_metric: ClassVar[str] = "objective"
     # whether the data's targets are what the model learns to output (not for a GAN)
     reads_targets: ClassVar[bool] = True
+    # the kind of network it trains, for a task that needs its own ("vae", "policy", ...;
+    # the networks say theirs as `model_kind`); None: any predictor of inputs → targets
+    model_kind: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A task's own step methods get their signature stored too (tasks/signatures.py)."""

@@ -49,6 +49,7 @@ class ClipModule(GlobalBatch, ObjectiveModule):
     retrieval both ways and zero-shot classification on whole splits."""
 
     task_name = "clip"
+    model_kind = "clip"
     produces = ("image_features", "text_features", "labels")
     primary_metric = "zero_shot_acc"
 

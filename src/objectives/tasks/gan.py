@@ -51,6 +51,7 @@ class GANModule(Players, ObjectiveModule):
     """A generator and a critic (`model=gan_mlp`: `GANNetworks`), one objective each."""
 
     task_name = "gan"
+    model_kind = "gan"
     players = ("gen", "disc")
     default_player = "disc"
     reads_targets = False  # the data's labels (ring modes, digit classes) are not used

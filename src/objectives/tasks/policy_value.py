@@ -73,6 +73,7 @@ class PolicyValueModule(ObjectiveModule):
     target favours, positions whose game is not over)."""
 
     task_name = "policy_value"
+    model_kind = "policy"
     produces = ("policy_logits", "policy_target", "value", "returns")
     primary_metric = "value_mse"
 

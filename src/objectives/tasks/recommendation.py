@@ -38,6 +38,7 @@ class RecommendationModule(ObjectiveModule):
     """Batches are dicts `{"users", "items", "ratings"}` (+ `"negatives"`, implicit)."""
 
     task_name = "recommendation"
+    model_kind = "recommendation"
     produces = ("pred", "target", "pos_score", "neg_score", *VECTORS)
     primary_metric = "rmse"
 

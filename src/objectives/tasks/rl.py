@@ -41,6 +41,7 @@ class ReinforcementModule(ObjectiveModule):
     and `entropy` (H(π(·|s)))."""
 
     task_name = "rl"
+    model_kind = "policy"
     produces = (
         "log_prob", "old_log_prob", "advantages", "value", "old_value", "returns", "entropy"
     )  # fmt: skip

@@ -43,6 +43,7 @@ class VAEModule(ObjectiveModule):
     `step` (for a KL capacity schedule)."""
 
     task_name = "vae"
+    model_kind = "vae"
     produces = ("recon", "x", "mu", "logvar", "z", "step")
     primary_metric = "nll_iw"
     reads_targets = False  # class labels or true latents, if the data has them, are not used

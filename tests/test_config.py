@@ -108,6 +108,7 @@ DATA_USES = {
     "synthetic_ratings": ("recommendation", ["matrix_factorization"]),
     "movielens": ("recommendation", ["matrix_factorization"]),
     "digits_captions": ("clip", ["clip_towers"]),
+    "gaussian2d": ("flow", ["realnvp", "spline_flow"]),
 }
 # models made for a task on data listed above for another one (tests/test_vae.py builds it)
 OTHER_MODEL_USES = {"vae_conv": ("digits", "vae")}
@@ -138,6 +139,7 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
                  "ranking": ["loss=lambdaloss", "regularizer=[]"],
                  "recommendation": ["loss=[mse,embedding_l2]", "regularizer=[]"],
                  "clip": ["loss=clip", "regularizer=[]"],
+                 "flow": ["loss=[prior_nll,log_det]", "regularizer=[]"],
                  "rl": ["loss=[ppo_clip,value,entropy]", "regularizer=[]",
                         "rl.n_steps=8", "rl.batch_size=16"]}  # fmt: skip
     extra = [f"task={task}", *task_loss.get(task, [])]
@@ -212,6 +214,9 @@ def test_every_data_option_and_model_assemble(compose_cfg, tmp_path, option: str
             assert out.shape == y.shape
         elif task == "vae":  # the network decodes the posterior mean: a reconstruction
             assert out.shape == x.shape
+        elif task == "flow":  # x ↦ z of the same size, and each row's log|det ∂z/∂x|
+            z, log_det = out
+            assert z.shape == x.flatten(1).shape and log_det.shape == (len(x),)
         elif task == "gan":  # the critic scores real points; the generator makes new ones
             assert out.shape == (len(x), 1)
             model = parts.module.model

@@ -78,6 +78,9 @@ class CouplingFlow(nn.Module):
     """`layers` couplings with alternating masks; a subclass names its `bijection_type`,
     built from `settings` for each layer."""
 
+    # the task kind it is made for (run/sizes.py suggests models of the task's kind)
+    model_kind = "flow"
+
     bijection_type: type[ElementwiseBijection]
 
     def __init__(

@@ -36,6 +36,7 @@ class FlowModule(ObjectiveModule):
     """Outputs `z` = f(x) (N, D) and `log_det` = log|det ∂f/∂x| (N,)."""
 
     task_name = "flow"
+    model_kind = "flow"
     produces = ("z", "log_det")
     primary_metric = "nll"
     reads_targets = False  # labels (digits, the ring's modes) are not modelled

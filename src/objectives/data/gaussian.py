@@ -20,7 +20,7 @@ from objectives import checks
 from objectives.errors import ConfigError
 
 
-def _parameters(mean: Sequence[float], covariance: Sequence[Any]):
+def _parameters(mean: Sequence[float], covariance: Sequence[Sequence[float]]):
     """μ (D,) and Σ (D, D) in float64, Σ checked to be symmetric positive definite."""
     try:
         mu = torch.tensor([float(m) for m in mean], dtype=torch.float64)
@@ -46,7 +46,7 @@ def _parameters(mean: Sequence[float], covariance: Sequence[Any]):
 def gaussian(
     n: int = 10_000,
     mean: Sequence[float] = (1.0, -0.5),
-    covariance: Sequence[Any] = ((2.0, 1.2), (1.2, 1.0)),  # rows of numbers, checked here
+    covariance: Sequence[Sequence[float]] = ((2.0, 1.2), (1.2, 1.0)),
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """`n` rows of N(μ, Σ), float32 (n, D), and the ε that made each, float32 (n, D)."""

@@ -23,7 +23,7 @@ import typing
 from typing import Any
 
 from hydra.utils import get_object
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from objectives.errors import ConfigError
 
@@ -88,8 +88,11 @@ def _check_node(node: DictConfig, key: str, target: str | None = None) -> None:
             continue
         if isinstance(value, DictConfig) or value is None:
             continue
-        if isinstance(value, ListConfig):
-            value = list(value)
+        if isinstance(value, ListConfig):  # nested lists too: [[2, 1.2], [1.2, 1]]
+            try:
+                value = OmegaConf.to_container(value, resolve=True)
+            except Exception:  # an item resolvable only inside a Hydra run
+                continue
         if any(isinstance(v, float) and math.isnan(v) for v in _items(value)):
             raise ConfigError(f"{key}.{name} is NaN, which no setting takes; give it a number")
         wanted = _refusal(hints[name], value) if name in hints else None
@@ -178,7 +181,10 @@ def _describe(hint: object) -> tuple[str, str]:
         if not inner:
             return "a list", "[]"
         words, example = _describe(inner[0])
-        return f"a list of {PLURAL.get(words, words)}", f"[{example}]"
+        plural = PLURAL.get(
+            words, "lists" + words[len("a list") :] if words.startswith("a list") else words
+        )
+        return f"a list of {plural}", f"[{example}]"
     return getattr(hint, "__name__", str(hint)), "<value>"
 
 

@@ -39,6 +39,9 @@ MODELS = {
     # noise to samples; token ids (their time axis free) to next-token scores
     "gan": ["experiment=ring_gan", "data.source.n=400"],
     "language_model": ["experiment=markov_lm", "data.source.n_sequences=120"],
+    # x to (z, log|det ∂z/∂x|): affine and rational-quadratic couplings
+    "realnvp": ["experiment=gaussian2d_flow"],
+    "spline_flow": ["experiment=ring_flow", "model=spline_flow", "data.source.n=400"],
 }
 DIGITS = [str(i) for i in range(10)]
 
@@ -52,7 +55,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
         logs = tmp_path_factory.mktemp(name) / "logs"
         done = run_command(train_main, *args, *FAST, *QUIET, f"paths.log_dir={logs}")
         assert done.status == 0, done.output[-3000:]
-        (run,) = (logs / "train" / "runs").iterdir()
+        (run,) = logs.glob("*/runs/*")  # logs/<task_name>/runs/<time>: recipes name their own
         found[name] = run / "checkpoints" / "last.ckpt"
     return found
 

@@ -118,10 +118,11 @@ class CouplingFlow(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """z = f(x) and log|det ∂f/∂x| of each row, (N,)."""
         z = x.flatten(1)
-        log_det = z.new_zeros(len(z))
+        log_det: Tensor | None = None  # no batch size read here: export traces any batch
         for coupling in self.couplings:
             z, log_slope = coupling(z)
-            log_det = log_det + log_slope
+            log_det = log_slope if log_det is None else log_det + log_slope
+        assert log_det is not None  # the constructor refuses zero layers
         return z, log_det
 
     def inverse(self, z: Tensor) -> Tensor:

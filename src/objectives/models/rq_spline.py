@@ -35,8 +35,10 @@ def _knots(raw: Tensor, bound: float) -> tuple[Tensor, Tensor]:
     sizes = MIN_BIN + (1 - MIN_BIN * bins) * torch.softmax(raw, dim=-1)
     knots = F.pad(torch.cumsum(sizes, dim=-1), (1, 0))
     knots = 2 * bound * knots - bound
-    end = torch.full_like(knots[..., :1], bound)
-    knots = torch.cat([-end, knots[..., 1:-1], end], dim=-1)  # exactly ±B, whatever rounding
+    # exactly ±B, whatever rounding; shaped from a tensor (not `full_like`), so an exported
+    # network keeps its batch size free
+    end = knots[..., :1] * 0 + bound
+    knots = torch.cat([-end, knots[..., 1:-1], end], dim=-1)
     return knots[..., 1:] - knots[..., :-1], knots
 
 
@@ -46,7 +48,7 @@ def _split(params: Tensor, bound: float) -> tuple[Tensor, ...]:
     widths, xs = _knots(raw_w, bound)
     heights, ys = _knots(raw_h, bound)
     inner = MIN_DERIVATIVE + F.softplus(raw_d + SHIFT)
-    ones = torch.ones_like(inner[..., :1])
+    ones = inner[..., :1] * 0 + 1  # shaped from a tensor: the batch size stays free in export
     derivatives = torch.cat([ones, inner, ones], dim=-1)  # (…, K + 1), 1 at ±B
     return widths, xs, heights, ys, derivatives
 

@@ -452,3 +452,19 @@ def test_a_policy_on_discrete_states_is_refused_with_the_reason(tmp_path: Path) 
     message = refused(logs, ckpt, f"input={path}")
     assert "FrozenLake-v1's observations are discrete states (one-hot)" in message
     assert "retrain" not in message
+
+
+def test_a_flow_writes_each_rows_log_density_and_code(tmp_path: Path) -> None:
+    """log p(x) = log N(f(x); 0, I) + log|det ∂f/∂x|, by hand from the network, and z = f(x)."""
+    logs = tmp_path / "logs"
+    ckpt = train(logs, "experiment=gaussian2d_flow", "trainer.max_epochs=2")
+    x = np.random.default_rng(0).normal(size=(6, 2)).astype(np.float32)
+    rows = predict(logs, ckpt, f"input={write_csv(tmp_path / 'x.csv', ['x0', 'x1'], x)}")
+    network = restore(str(ckpt)).module.model
+    with torch.no_grad():
+        z, log_det = network(torch.from_numpy(x))
+    prior = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1)
+    np.testing.assert_allclose([float(r["log_prob"]) for r in rows], (prior + log_det).numpy(),
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose([[float(r["z0"]), float(r["z1"])] for r in rows], z.numpy(),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip

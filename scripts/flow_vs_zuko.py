@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-
 from hydra.utils import instantiate  # noqa: E402
+
 from objectives.run.assemble import assemble  # noqa: E402
 from objectives.run.cli import register_resolvers  # noqa: E402
 from objectives.run.config import config_dir  # noqa: E402
@@ -110,8 +110,8 @@ def main() -> None:
             for name, fit in flows.items():
                 rows[name].append(fit(Path(scratch), seed))
     steps = rows["zuko: RealNVP"][0]["steps"]
-    print(f"\n{args.experiment}: {args.layers} couplings, hidden {args.hidden}, {args.epochs} epochs "
-          f"({steps} steps), lr {args.lr}, seeds {args.seeds}\n")  # fmt: skip
+    print(f"\n{args.experiment}: {args.layers} couplings, hidden {args.hidden}, "
+          f"{args.epochs} epochs ({steps} steps), lr {args.lr}, seeds {args.seeds}\n")  # fmt: skip
     print("| flow | seed | test NLL (nats) | exact NLL, same rows | gap | seconds |")
     print("|---|---|---|---|---|---|")
     for name, runs in rows.items():

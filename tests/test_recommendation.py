@@ -208,7 +208,10 @@ def test_a_loss_of_the_other_feedback_or_a_model_without_ids_is_one_line(compose
     assert "model=matrix_factorization" in text
     regression = compose_cfg("data=synthetic_ratings", "model=matrix_factorization", *QUIET)
     text = config_error_of(lambda: train(regression))
-    assert "user-item ratings, for task=recommendation" in text and "not task=regression" in text
+    assert text == (
+        "data 'synthetic_ratings' is made for task=recommendation, not "
+        "task=regression; choose task=recommendation"
+    )
 
 
 # -- end to end --------------------------------------------------------------------------------

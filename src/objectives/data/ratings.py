@@ -408,13 +408,7 @@ class RatingsDataModule(L.LightningDataModule):
     # -- Lightning hooks -----------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         self._load()
-        trainer = self.trainer
-        task = getattr(getattr(trainer, "lightning_module", None), "task_name", None)
-        if task not in (None, "recommendation"):  # its batches are dicts of ids and ratings
-            raise ConfigError(
-                f"data '{self.name}' holds user-item ratings, for task=recommendation "
-                f"(model=matrix_factorization), not task={task}"
-            )
+        trainer = self.trainer  # another task was refused at assembly (`made_for`)
         if self.on_device and trainer is not None:
             device = trainer.strategy.root_device
             assert self.splits is not None

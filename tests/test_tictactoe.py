@@ -206,8 +206,10 @@ def test_data_that_is_not_labelled_positions_is_refused(compose_cfg) -> None:
     cfg = compose_cfg("experiment=tictactoe_policy_value", "data=gym", "rl.env=CartPole-v1",
                       "trainer.max_epochs=1")  # fmt: skip
     message = config_error_of(lambda: train(cfg))
-    assert "task policy_value reads positions labelled" in message
-    assert "data 'gym'" in message or "data=tictactoe" in message
+    assert message == (
+        "data 'gym' is made for task=rl, not task=policy_value; choose task=rl, "
+        "or data made for task=policy_value: data=tictactoe"
+    )
 
 
 def test_a_network_without_a_policy_and_a_value_head_is_refused(compose_cfg) -> None:

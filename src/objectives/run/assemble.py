@@ -36,7 +36,14 @@ from objectives.callbacks.nonfinite_check import NonFiniteCheck
 from objectives.errors import ConfigError
 from objectives.objective import Objective, build_objective, build_player_objectives
 from objectives.refusals import refused
-from objectives.run.config import check_required, options_that_fit, plain, player_parts
+from objectives.run.config import (
+    check_required,
+    config_dir,
+    group_options,
+    options_that_fit,
+    plain,
+    player_parts,
+)
 from objectives.run.console import shows_unicode
 from objectives.run.null_profiler import NullProfiler
 from objectives.run.sizes import build_model, call_with_dims
@@ -72,11 +79,28 @@ def _check_made_for(task_cls: type[ObjectiveModule], datamodule: object, data: s
     """Data whose batches only one task reads (query lists, rollouts, rating triples) says
     which (`made_for`): another task would fail at its first batch, or suggest a model."""
     made_for = getattr(datamodule, "made_for", None)
-    if made_for is not None and made_for != task_cls.task_name:
+    task = task_cls.task_name
+    if made_for is not None and made_for != task:
+        own = data_made_for(task)
+        other = f", or data made for task={task}: data={'|'.join(own)}" if own else ""
         raise ConfigError(
-            f"data {data!r} is made for task={made_for}, not task={task_cls.task_name}; "
-            f"choose task={made_for}"
+            f"data {data!r} is made for task={made_for}, not task={task}; "
+            f"choose task={made_for}{other}"
         )
+
+
+def data_made_for(task: str) -> list[str]:
+    """The data options whose module says it is made for `task` (tic-tac-toe positions for
+    task=policy_value)."""
+    found = []
+    for name in group_options("data"):
+        try:
+            target = OmegaConf.load(config_dir() / "data" / f"{name}.yaml").get("_target_")
+            if getattr(get_class(target), "made_for", None) == task:
+                found.append(name)
+        except Exception:  # an option that does not name a class says nothing here
+            continue
+    return found
 
 
 def _check_targets(task_cls: type[ObjectiveModule], dims: dict, data: str) -> None:

@@ -54,6 +54,10 @@ CASES = [
     ("data made for another task", ["data=synthetic_ranking"],
      re.escape("data 'synthetic_ranking' is made for task=ranking, not task=regression; "
                "choose task=ranking")),
+    ("captions for another task", ["data=digits_captions", "task=classification",
+                                   "loss=cross_entropy"],
+     re.escape("data 'digits_captions' is made for task=clip, not task=classification; "
+               "choose task=clip")),
     ("rollouts for another task", ["data=gym", "task=classification", "loss=cross_entropy"],
      re.escape("data 'gym' is made for task=rl, not task=classification; choose task=rl")),
     ("non-numeric weight", ["regularizer.l2.weight=abc"],

@@ -44,6 +44,10 @@ class CaptionDataModule(InMemoryDataModule):
     and the text's `num_tokens` (the vocabulary and the padding id 0) and `context_length`.
     """
 
+    # the task its (image, label, tokens, lengths) batches are for (run/assemble.py refuses
+    # another)
+    made_for = "clip"
+
     def __init__(
         self,
         source: Callable[..., Captioned],

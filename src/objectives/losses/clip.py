@@ -48,6 +48,12 @@ class ClipLoss(nn.Module):
             )
         self.max_log_scale = math.log(most)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / tau)))
+        # the largest float32 not above ln max (float32 rounds ln 100 itself up, to 4.60517025,
+        # a scale of 100.0000064); a float64 parameter clamped there stays below ln max too
+        top = torch.tensor(self.max_log_scale, dtype=torch.float32)
+        if float(top) > self.max_log_scale:
+            top = torch.nextafter(top, torch.zeros_like(top))
+        self.clamp_top = float(top)
 
     def logits(self, image_features: Tensor, text_features: Tensor) -> Tensor:
         """exp(s) · cos(image i, text j), (N, N): rows images, columns texts."""
@@ -70,13 +76,8 @@ class ClipLoss(nn.Module):
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Keep the logit scale in [0, ln max_logit_scale] (open_clip clamps after each step).
-        The bound is the parameter's largest number not above ln max: float32 rounds ln 100
-        itself up, to 4.60517025 (a scale of 100.0000064)."""
-        top = torch.tensor(self.max_log_scale, dtype=self.logit_scale.dtype)
-        if float(top) > self.max_log_scale:
-            top = torch.nextafter(top, torch.zeros_like(top))
-        self.logit_scale.clamp_(0.0, float(top))
+        """Keep the logit scale in [0, ln max_logit_scale] (open_clip clamps after each step)."""
+        self.logit_scale.clamp_(0.0, self.clamp_top)
 
     def extra_repr(self) -> str:
         return f"logit_scale={float(self.logit_scale):.4g}, max={math.exp(self.max_log_scale):g}"

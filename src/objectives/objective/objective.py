@@ -70,6 +70,7 @@ class Objective(nn.Module):
         if duplicated:
             raise ConfigError(f"objective terms must have unique names, repeated: {duplicated}")
         self.terms = nn.ModuleList(terms)
+        self._after_step_terms: list[Term] | None = None  # found at the first step
         self.symbol = symbol
         # the policy that sets the weights each step (objective/weighting/); None: each
         # term's own weight, at no cost (`weighting=constant`)
@@ -103,8 +104,11 @@ class Objective(nn.Module):
         return self
 
     def after_step(self) -> None:
-        """After each optimizer step: each term keeps its own parameters in range."""
-        for term in self.terms:
+        """After each optimizer step: each term keeps its own parameters in range (the terms
+        with such a hook are found once: this runs every step)."""
+        if self._after_step_terms is None:
+            self._after_step_terms = [t for t in self.terms if t.has_after_step()]
+        for term in self._after_step_terms:
             term.after_step()
 
     def own_parameter_groups(self) -> list[dict]:

@@ -64,6 +64,10 @@ class Term(nn.Module):
         """Size the term's own parameters from the task's sizes (an embedding's width, the
         classes); no-op for terms without parameters of their own."""
 
+    def has_after_step(self) -> bool:
+        """Whether `after_step` does anything (the objective calls only those that do)."""
+        return False
+
     def after_step(self) -> None:
         """Called after every optimizer step: a term may project its own parameters back into
         their range (CLIP clamps its temperature)."""
@@ -71,9 +75,9 @@ class Term(nn.Module):
     def own_parameter_group(self) -> dict | None:
         """The optimizer group of the term's own trainable parameters when the term sets
         `lr` or `weight_decay` for them; None otherwise (they join the network's group)."""
-        params = [p for p in self.parameters() if p.requires_grad]
         if self.lr is None and self.weight_decay is None:
             return None
+        params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             raise ConfigError(
                 f"{self.config_key} sets an optimizer setting (lr, weight_decay), but the term has "
@@ -168,8 +172,11 @@ class LossTerm(Term):
             with refused(self.config_key):
                 self.fn.fit_sizes(sizes)
 
+    def has_after_step(self) -> bool:
+        return callable(getattr(self.fn, "after_step", None))
+
     def after_step(self) -> None:
-        if callable(getattr(self.fn, "after_step", None)):
+        if self.has_after_step():
             self.fn.after_step()
 
     def raw(self, outputs: Mapping[str, Tensor]) -> Tensor:

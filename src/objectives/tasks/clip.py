@@ -14,12 +14,9 @@ validation epoch (`val/...`, and at step 0 for the untrained towers) and at test
   ("a handwritten 7"; `data.source.prompt`), the way CLIP classifies without a classifier.
 
 Multi-device: in training, the features (and labels) are gathered from every process with
-their gradients (`all_gather(sync_grads=True)`), as the contrastive task does, so each
-process scores its images against the global batch's captions and computes the same global
-loss. The gather's backward sums each row's gradient over the W processes (W × the
-gradient) and DDP's average divides it back; the logit scale, used whole by every process,
-gets the full gradient on each and the average leaves it so. The parameter gradient is
-therefore the single-process gradient on the global batch (tests/test_clip.py).
+their gradients (tasks/global_batch.py), so each process scores its images against the
+global batch's captions; the logit scale, used whole by every process, gets the full
+gradient on each and DDP's average leaves it so (tests/test_clip.py).
 """
 
 from __future__ import annotations
@@ -114,7 +111,9 @@ class ClipModule(GlobalBatch, ObjectiveModule):
 
     # -- judging the embeddings --------------------------------------------------------------
     @torch.no_grad()
-    def _embed(self, split: str, chunk: int = 1024) -> tuple[Tensor, Tensor, Tensor]:
+    def _embed(self, split: str, chunk: int = 1024) -> tuple[Tensor, ...]:
+        """A whole split's image and caption embeddings, its labels and the class prompts'
+        embeddings, in eval mode."""
         datamodule = self.trainer.datamodule
         images, labels, tokens, lengths = datamodule.split(split)
         was_training = self.model.training
@@ -123,20 +122,15 @@ class ClipModule(GlobalBatch, ObjectiveModule):
             image = torch.cat([self.model(part) for part in images.split(chunk)])
             pieces = zip(tokens.split(chunk), lengths.split(chunk), strict=True)
             text = torch.cat([self.model.encode_text(t, n) for t, n in pieces])
+            prompts = self.model.encode_text(*datamodule.class_prompts())
         finally:
             self.model.train(was_training)
-        return image, text, labels
+        return image, text, labels, prompts
 
     @torch.no_grad()
     def judge(self, split: str) -> dict[str, Tensor]:
         """Top-1 retrieval both ways and zero-shot accuracy on a whole split."""
-        image, text, labels = self._embed(split)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            prompts = self.model.encode_text(*self.trainer.datamodule.class_prompts())
-        finally:
-            self.model.train(was_training)
+        image, text, labels, prompts = self._embed(split)
         return {
             "i2t_top1": retrieval_top1(image, text, labels, labels),
             "t2i_top1": retrieval_top1(text, image, labels, labels),

@@ -112,17 +112,21 @@ class FlowModule(ObjectiveModule):
         return self.inputs(flat, noise)
 
     # -- the step ----------------------------------------------------------------------------
+    def transform(self, x: Tensor, noise: float | None = None) -> tuple[Tensor, Tensor]:
+        """z = f(x) and log|det ∂z/∂x| of each row, the input map's (images) included."""
+        y, log_det_in = self.prepare(x, noise)
+        z, log_det = self.model(y)
+        return z, log_det + log_det_in
+
     def step_outputs(self, batch: Any) -> dict[str, Tensor]:
         x = batch[0]
-        y, log_det_in = self.prepare(x)
-        z, log_det = self.model(y)
-        return {"z": z, "log_det": log_det + log_det_in, "x": x}
+        z, log_det = self.transform(x)
+        return {"z": z, "log_det": log_det, "x": x}
 
     def encode(self, x: Tensor, noise: float | None = None) -> tuple[Tensor, Tensor]:
         """z = f(x) and log p(x) of each row, (N,)."""
-        y, log_det_in = self.prepare(x, noise)
-        z, log_det = self.model(y)
-        return z, -standard_normal_nll(z) + log_det + log_det_in
+        z, log_det = self.transform(x, noise)
+        return z, -standard_normal_nll(z) + log_det
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
